@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is natter's configuration. Each field has a flag and a NATTER_*
+// environment variable; a .env file in the working directory supplies
+// variables the environment does not set.
+type Config struct {
+	HTTPAddr       string
+	WSAddr         string
+	NATSAddr       string
+	DataDir        string
+	TokenTTL       time.Duration
+	AllowedOrigins []string
+	WSURLs         []string
+	TokenRate      float64
+	TokenBurst     int
+	NATSURL        string
+	NATSCreds      string
+	SigningKey     string
+	Replicas       int
+	LogLevel       string
+}
+
+// setting ties one Config field to its flag and environment variable.
+type setting struct {
+	flag, env, def, usage string
+	set                   func(*Config, string) error
+}
+
+func str(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+func list(f func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		*f(c) = out
+		return nil
+	}
+}
+
+func dur(f func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive")
+		}
+		*f(c) = d
+		return err
+	}
+}
+
+func integer(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		*f(c) = n
+		return err
+	}
+}
+
+func float(f func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseFloat(v, 64)
+		*f(c) = n
+		return err
+	}
+}
+
+var settings = []setting{
+	{"http-addr", "NATTER_HTTP_ADDR", ":8080", "HTTP listen address of the TVM API (and web app)", str(func(c *Config) *string { return &c.HTTPAddr })},
+	{"ws-addr", "NATTER_WS_ADDR", ":8081", "NATS WebSocket listen address that browsers connect to (embedded NATS)", str(func(c *Config) *string { return &c.WSAddr })},
+	{"nats-addr", "NATTER_NATS_ADDR", "127.0.0.1:4222", "NATS client listen address for operators and the nats CLI (embedded NATS)", str(func(c *Config) *string { return &c.NATSAddr })},
+	{"data-dir", "NATTER_DATA_DIR", "./data", "directory for keys and JetStream storage", str(func(c *Config) *string { return &c.DataDir })},
+	{"token-ttl", "NATTER_TOKEN_TTL", "1h", "lifetime of vended user JWTs", dur(func(c *Config) *time.Duration { return &c.TokenTTL })},
+	{"allowed-origins", "NATTER_ALLOWED_ORIGINS", "", "comma-separated web origins allowed for CORS and WebSocket; empty allows any WebSocket origin and no CORS", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
+	{"ws-urls", "NATTER_WS_URLS", "", "comma-separated WebSocket URLs handed to clients; empty derives ws://<host the client used>:<ws port>", list(func(c *Config) *[]string { return &c.WSURLs })},
+	{"token-rate", "NATTER_TOKEN_RATE", "2", "API requests per second allowed per client address (0 turns the limit off)", float(func(c *Config) *float64 { return &c.TokenRate })},
+	{"token-burst", "NATTER_TOKEN_BURST", "20", "API request burst allowed per client address", integer(func(c *Config) *int { return &c.TokenBurst })},
+	{"nats-url", "NATTER_NATS_URL", "", "comma-separated URLs of an external NATS; empty runs the embedded server", str(func(c *Config) *string { return &c.NATSURL })},
+	{"nats-creds", "NATTER_NATS_CREDS", "", "creds file of natter's service user on the external NATS", str(func(c *Config) *string { return &c.NATSCreds })},
+	{"signing-key", "NATTER_SIGNING_KEY", "", "seed file of the chat account's scoped signing key (external NATS)", str(func(c *Config) *string { return &c.SigningKey })},
+	{"replicas", "NATTER_REPLICAS", "1", "replicas of the JetStream buckets", integer(func(c *Config) *int { return &c.Replicas })},
+	{"log-level", "NATTER_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+}
+
+// LoadConfig builds a Config from defaults, then the dotenv file (if it
+// exists), then the environment, then args parsed by fs, to which it adds a
+// flag per setting; callers may add flags of their own to fs first.
+func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string, dotenv string) (Config, error) {
+	var c Config
+	fileVars, err := readDotEnv(dotenv)
+	if err != nil {
+		return c, err
+	}
+	for _, s := range settings {
+		v, from := s.def, "default"
+		if fv, ok := fileVars[s.env]; ok {
+			v, from = fv, dotenv
+		}
+		if ev := getenv(s.env); ev != "" {
+			v, from = ev, "environment"
+		}
+		if err := s.set(&c, v); err != nil {
+			return c, fmt.Errorf("%s=%q (from %s): %w", s.env, v, from, err)
+		}
+	}
+	for _, s := range settings {
+		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), func(v string) error { return s.set(&c, v) })
+	}
+	return c, fs.Parse(args)
+}
+
+// readDotEnv reads KEY=VALUE lines; a missing file is no error.
+func readDotEnv(path string) (map[string]string, error) {
+	vars := map[string]string{}
+	if path == "" {
+		return vars, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return vars, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: want KEY=VALUE", path, n)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		vars[strings.TrimSpace(k)] = v
+	}
+	return vars, sc.Err()
+}

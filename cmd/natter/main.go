@@ -1,0 +1,251 @@
+// Command natter runs the natter chat server: an embedded NATS (or a
+// connection to an external one), the token vending machine and the gateway.
+//
+//	natter [flags]                 run the server
+//	natter creds admin [-o FILE]   admin creds for the chat account (nats CLI)
+//	natter token inspect JWT       explain a vended token
+//	natter nats init [-dir DIR]    key material and config for an external NATS
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/natterchat/natter/gateway"
+	"github.com/natterchat/natter/tvm"
+)
+
+// shutdownTimeout bounds a graceful stop.
+const shutdownTimeout = 5 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "natter:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "", "serve":
+		return serve(ctx, args, stderr)
+	case "creds":
+		return credsCmd(args, stdout, stderr)
+	case "token":
+		return tokenCmd(args, stdout, stderr)
+	case "nats":
+		return natsCmd(args, stdout, stderr)
+	}
+	return fmt.Errorf("unknown command %q: want serve, creds, token or nats", cmd)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("natter", flag.ContinueOnError)
+	cfg, err := LoadConfig(fs, args, os.Getenv, ".env")
+	if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	m := &Main{Config: cfg, Logger: newLogger(stderr, cfg.LogLevel)}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	<-ctx.Done()
+	m.Logger.Info("shutting down")
+	return m.Close()
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// Main is a running natter: the gateway and the TVM. Tests build one with a
+// Config on port 0 and a temp data dir.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+
+	Gateway *gateway.Gateway
+	TVM     *tvm.Server
+	served  chan error
+}
+
+// Run starts everything and returns once all listeners are bound and
+// JetStream is ready. Call Close to stop.
+func (m *Main) Run(ctx context.Context) error {
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := m.Config
+	gw, err := gateway.Open(ctx, gateway.Config{
+		DataDir:        c.DataDir,
+		ClientAddr:     c.NATSAddr,
+		WSAddr:         c.WSAddr,
+		AllowedOrigins: c.AllowedOrigins,
+		URL:            c.NATSURL,
+		CredsFile:      c.NATSCreds,
+		SigningKeyFile: c.SigningKey,
+		Replicas:       c.Replicas,
+		Logger:         m.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	m.Gateway = gw
+	m.TVM = tvm.New(tvm.Config{
+		Account:        gw.Account(),
+		SigningKey:     gw.SigningKey(),
+		TokenTTL:       c.TokenTTL,
+		Servers:        c.WSURLs,
+		WSPort:         gw.WebSocketPort(),
+		AllowedOrigins: c.AllowedOrigins,
+		Rate:           rate.Limit(c.TokenRate),
+		Burst:          c.TokenBurst,
+		Ready:          gw.Ready,
+		Logger:         m.Logger,
+	})
+	if err := m.TVM.Listen(c.HTTPAddr); err != nil {
+		return err
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.TVM.Serve() }()
+
+	if u := gw.ClientURL(); u != "" {
+		m.Logger.Info("nats listening (operators, nats CLI)", "url", u, "creds", "natter creds admin -o admin.creds")
+		m.Logger.Info("nats websocket listening (browsers)", "port", gw.WebSocketPort())
+	} else {
+		m.Logger.Info("connected to external nats", "url", c.NATSURL)
+	}
+	m.Logger.Info("http listening (TVM API)", "url", "http://"+m.HTTPAddr().String())
+	return nil
+}
+
+// HTTPAddr is the TVM's bound address.
+func (m *Main) HTTPAddr() net.Addr { return m.TVM.Addr() }
+
+// Close stops accepting HTTP, waits for requests in flight, drains NATS and
+// stops the embedded server, all within shutdownTimeout.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var errs []error
+	if m.TVM != nil {
+		errs = append(errs, m.TVM.Shutdown(ctx))
+		if m.served != nil {
+			errs = append(errs, <-m.served)
+		}
+	}
+	if m.Gateway != nil {
+		errs = append(errs, m.Gateway.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func credsCmd(args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: natter creds admin [-o FILE] [-ttl DURATION] [-data-dir DIR]"
+	if len(args) == 0 || args[0] != "admin" {
+		return errors.New(usage)
+	}
+	fs := flag.NewFlagSet("natter creds admin", flag.ContinueOnError)
+	out := fs.String("o", "", "write the creds to FILE (mode 0600) instead of standard output")
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the admin user; 0 for none")
+	cfg, err := LoadConfig(fs, args[1:], os.Getenv, ".env")
+	if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errors.New(usage)
+	}
+	keys, err := gateway.LoadOrCreateKeys(filepath.Join(cfg.DataDir, "keys"))
+	if err != nil {
+		return err
+	}
+	creds, err := keys.UserCreds("admin", *ttl)
+	if err != nil {
+		return err
+	}
+	if *out == "" || *out == "-" {
+		_, err = stdout.Write(creds)
+		return err
+	}
+	if err := gateway.WriteSecret(*out, creds); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "wrote %s (mode 0600); use it with: nats --creds %s -s nats://%s ...\n", *out, *out, cfg.NATSAddr)
+	return nil
+}
+
+func tokenCmd(args []string, stdout, _ io.Writer) error {
+	const usage = "usage: natter token inspect [-data-dir DIR] JWT"
+	if len(args) == 0 || args[0] != "inspect" {
+		return errors.New(usage)
+	}
+	fs := flag.NewFlagSet("natter token inspect", flag.ContinueOnError)
+	cfg, err := LoadConfig(fs, args[1:], os.Getenv, ".env")
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New(usage)
+	}
+	in := tvm.Inspection{MaxPayload: gateway.DefaultUserLimits.MaxPayload, MaxSubs: gateway.DefaultUserLimits.MaxSubs}
+	// Only read keys that exist: inspecting must never create key material.
+	if kp, err := gateway.ReadSeedFile(filepath.Join(cfg.DataDir, "keys", "tvm.nk")); err == nil {
+		in.SigningKey, _ = kp.PublicKey()
+	}
+	return tvm.Explain(stdout, fs.Arg(0), in)
+}
+
+func natsCmd(args []string, stdout, _ io.Writer) error {
+	const usage = "usage: natter nats init [-dir DIR] [-listen HOST:PORT] [-ws HOST:PORT] [-ws-url URL]"
+	if len(args) == 0 || args[0] != "init" {
+		return errors.New(usage)
+	}
+	fs := flag.NewFlagSet("natter nats init", flag.ContinueOnError)
+	var cfg gateway.ExternalConfig
+	fs.StringVar(&cfg.Dir, "dir", "nats", "folder to write into")
+	fs.StringVar(&cfg.ClientAddr, "listen", "127.0.0.1:4222", "NATS client listen address of the server")
+	fs.StringVar(&cfg.WSAddr, "ws", "0.0.0.0:8081", "WebSocket listen address of the server")
+	fs.StringVar(&cfg.WSURL, "ws-url", "", "WebSocket URL handed to browsers (default derived from -ws)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errors.New(usage)
+	}
+	files, err := gateway.InitExternal(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n\nstart the server:  nats-server -c %s\nthen natter with:  set -a; . %s; set +a; natter\nadmin creds:       natter creds admin -data-dir %s -o admin.creds\n",
+		filepath.Dir(files.ServerConf), files.ServerConf, files.Env, filepath.Dir(files.ServerConf))
+	return nil
+}

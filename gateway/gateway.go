@@ -1,0 +1,334 @@
+// Package gateway is natter's NATS side: the embedded nats-server or the
+// connection to an external cluster, the key material, the JetStream buckets,
+// and (later) the message pipeline. It never imports the HTTP layer.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/natterchat/natter"
+)
+
+// Config says where natter's NATS lives. With URL empty natter runs its own
+// embedded server; otherwise it connects to URL with CredsFile and signs user
+// JWTs with the scoped key in SigningKeyFile.
+type Config struct {
+	DataDir string
+
+	// Embedded server.
+	ClientAddr     string   // host:port of the NATS client listener (keep it on loopback)
+	WSAddr         string   // host:port of the WebSocket listener browsers use
+	AllowedOrigins []string // WebSocket origins allowed; empty allows any
+	StoreDir       string   // JetStream store; defaults to DataDir
+
+	// External cluster.
+	URL            string
+	CredsFile      string
+	SigningKeyFile string
+
+	Replicas int // bucket replicas; 0 means 1
+	Limits   UserLimits
+	Logger   *slog.Logger
+}
+
+// Gateway is a running connection to natter's NATS, embedded or external.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	srv     *server.Server // nil when external
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	account string
+	signer  nkeys.KeyPair
+	closed  chan struct{}
+}
+
+// Open starts the embedded server (or connects to the external one),
+// provisions the buckets and returns when JetStream is ready.
+func Open(ctx context.Context, cfg Config) (*Gateway, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Limits == (UserLimits{}) {
+		cfg.Limits = DefaultUserLimits
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, closed: make(chan struct{})}
+	var err error
+	if cfg.URL == "" {
+		err = g.startEmbedded()
+	} else {
+		err = g.connectExternal()
+	}
+	if err == nil {
+		err = g.provision(ctx)
+	}
+	if err != nil {
+		g.Close(context.Background())
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) startEmbedded() error {
+	keys, err := LoadOrCreateKeys(filepath.Join(g.cfg.DataDir, "keys"))
+	if err != nil {
+		return err
+	}
+	claims, err := keys.Claims(g.cfg.Limits)
+	if err != nil {
+		return err
+	}
+	opts, err := embeddedOptions(g.cfg, keys, claims)
+	if err != nil {
+		return err
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("embedded nats-server: %w", err)
+	}
+	srv.SetLoggerV2(serverLogger{g.log.With("component", "nats-server")}, false, false, false)
+	srv.Start()
+	g.srv = srv
+	if !srv.ReadyForConnections(5 * time.Second) {
+		return fmt.Errorf("embedded nats-server is not listening on %s and %s after 5s: is a port taken? (see the log above)", g.cfg.ClientAddr, g.cfg.WSAddr)
+	}
+	g.account, g.signer = keys.ChatAccount(), keys.TVM
+
+	creds, err := keys.UserCreds("natter", 0)
+	if err != nil {
+		return err
+	}
+	tok, err := jwt.ParseDecoratedJWT(creds)
+	if err != nil {
+		return fmt.Errorf("service creds: %w", err)
+	}
+	ukp, err := jwt.ParseDecoratedNKey(creds)
+	if err != nil {
+		return fmt.Errorf("service creds: %w", err)
+	}
+	return g.connect(srv.ClientURL(), nats.InProcessServer(srv), nats.UserJWT(
+		func() (string, error) { return tok, nil },
+		func(nonce []byte) ([]byte, error) { return ukp.Sign(nonce) },
+	))
+}
+
+func embeddedOptions(cfg Config, keys *Keys, claims *Claims) (*server.Options, error) {
+	host, port, err := splitAddr(cfg.ClientAddr)
+	if err != nil {
+		return nil, fmt.Errorf("nats address: %w", err)
+	}
+	wsHost, wsPort, err := splitAddr(cfg.WSAddr)
+	if err != nil {
+		return nil, fmt.Errorf("websocket address: %w", err)
+	}
+	op, err := jwt.DecodeOperatorClaims(claims.Operator)
+	if err != nil {
+		return nil, fmt.Errorf("decode operator: %w", err)
+	}
+	resolver := &server.MemAccResolver{}
+	for pub, tok := range map[string]string{publicKey(keys.System): claims.System, keys.ChatAccount(): claims.Chat} {
+		if err := resolver.Store(pub, tok); err != nil {
+			return nil, fmt.Errorf("preload account %s: %w", pub, err)
+		}
+	}
+	storeDir := cfg.StoreDir
+	if storeDir == "" {
+		storeDir = cfg.DataDir
+	}
+	return &server.Options{
+		ServerName:             "natter",
+		Host:                   host,
+		Port:                   port,
+		NoSigs:                 true, // natter handles signals and shuts the server down itself
+		JetStream:              true,
+		StoreDir:               storeDir,
+		DisableJetStreamBanner: true,
+		TrustedOperators:       []*jwt.OperatorClaims{op},
+		SystemAccount:          publicKey(keys.System),
+		AccountResolver:        resolver,
+		Websocket: server.WebsocketOpts{
+			Host:           wsHost,
+			Port:           wsPort,
+			NoTLS:          true, // TLS belongs to the reverse proxy in front
+			AllowedOrigins: cfg.AllowedOrigins,
+			Compression:    true,
+		},
+	}, nil
+}
+
+// splitAddr parses host:port; port 0 asks for a free port.
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+func (g *Gateway) connectExternal() error {
+	if g.cfg.CredsFile == "" || g.cfg.SigningKeyFile == "" {
+		return errors.New("an external NATS needs both a creds file and the TVM signing key file")
+	}
+	creds, err := os.ReadFile(g.cfg.CredsFile)
+	if err != nil {
+		return fmt.Errorf("read creds: %w", err)
+	}
+	tok, err := jwt.ParseDecoratedJWT(creds)
+	if err != nil {
+		return fmt.Errorf("parse creds %s: %w", g.cfg.CredsFile, err)
+	}
+	uc, err := jwt.DecodeUserClaims(tok)
+	if err != nil {
+		return fmt.Errorf("decode creds %s: %w", g.cfg.CredsFile, err)
+	}
+	// natter's service user is signed by the chat account itself (or one of
+	// its keys), which tells us the account the vended users belong to.
+	g.account = uc.Issuer
+	if uc.IssuerAccount != "" {
+		g.account = uc.IssuerAccount
+	}
+	if g.signer, err = ReadSeedFile(g.cfg.SigningKeyFile); err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	return g.connect(g.cfg.URL, nats.UserCredentials(g.cfg.CredsFile))
+}
+
+func (g *Gateway) connect(url string, opts ...nats.Option) error {
+	opts = append(opts,
+		nats.Name("natter"),
+		nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(g.closed) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				g.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { g.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { g.log.Error("nats async error", "err", err) }),
+	)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	g.nc = nc
+	if g.js, err = jetstream.New(nc); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// bucketTTLMarker is how long a key's deletion marker lingers after its TTL
+// ran out; setting it also turns on per-key TTLs, on which room, history and
+// presence expiry rest.
+const bucketTTLMarker = time.Minute
+
+func (g *Gateway) provision(ctx context.Context) error {
+	for _, b := range []struct{ name, desc string }{
+		{natter.BucketRooms, "open rooms, key <room>"},
+		{natter.BucketHistory, "messages, key <room>.<seq>"},
+		{natter.BucketPresence, "members present, key <room>.<user>"},
+	} {
+		_, err := g.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:         b.name,
+			Description:    b.desc,
+			History:        1,
+			Storage:        jetstream.FileStorage,
+			Replicas:       g.cfg.Replicas,
+			LimitMarkerTTL: bucketTTLMarker,
+		})
+		if err != nil {
+			return fmt.Errorf("provision bucket %s: %w", b.name, err)
+		}
+	}
+	return nil
+}
+
+// Ready reports whether NATS is connected and JetStream answers.
+func (g *Gateway) Ready(ctx context.Context) error {
+	if !g.nc.IsConnected() {
+		return fmt.Errorf("nats: %s", g.nc.Status())
+	}
+	if _, err := g.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// Account is the chat account's public key.
+func (g *Gateway) Account() string { return g.account }
+
+// SigningKey is the chat account's scoped signing key for user JWTs.
+func (g *Gateway) SigningKey() nkeys.KeyPair { return g.signer }
+
+// Conn is natter's own connection, with full rights in the chat account.
+func (g *Gateway) Conn() *nats.Conn { return g.nc }
+
+// ClientURL is the NATS client listener of the embedded server, or "".
+func (g *Gateway) ClientURL() string {
+	if g.srv == nil {
+		return ""
+	}
+	return g.srv.ClientURL()
+}
+
+// WebSocketPort is the bound WebSocket port of the embedded server, or 0.
+func (g *Gateway) WebSocketPort() int {
+	if g.srv == nil {
+		return 0
+	}
+	u, err := url.Parse(g.srv.WebsocketURL())
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(u.Port())
+	return p
+}
+
+// Close drains natter's connection, so in-flight work finishes, then stops
+// the embedded server. It returns when both are done or ctx ends.
+func (g *Gateway) Close(ctx context.Context) error {
+	var err error
+	if g.nc != nil {
+		if err = g.nc.Drain(); err == nil {
+			select {
+			case <-g.closed:
+			case <-ctx.Done():
+				err = fmt.Errorf("drain nats: %w", ctx.Err())
+				g.nc.Close()
+			}
+		}
+	}
+	if g.srv != nil {
+		g.srv.Shutdown()
+		g.srv.WaitForShutdown()
+	}
+	return err
+}

@@ -1,0 +1,205 @@
+package tvm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+
+	"github.com/natterchat/natter"
+)
+
+type tokenRequest struct {
+	PublicKey string   `json:"public_key"`
+	Name      string   `json:"name"`
+	Rooms     []string `json:"rooms"`
+}
+
+// User is who a token was issued to.
+type User struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// TokenResponse is the answer of POST /api/v1/token.
+type TokenResponse struct {
+	JWT         string    `json:"jwt"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	User        User      `json:"user"`
+	Servers     []string  `json:"servers"`
+	InboxPrefix string    `json:"inbox_prefix"`
+}
+
+func (s *Server) token(c echo.Context) error {
+	var req tokenRequest
+	if err := decodeJSON(c.Request(), &req); err != nil {
+		return err
+	}
+	user, err := checkUserKey(req.PublicKey)
+	if err != nil {
+		return err
+	}
+	name := friendlyName()
+	if req.Name != "" {
+		if name, err = natter.CleanName(req.Name); err != nil {
+			return err
+		}
+	}
+	rooms, err := checkRooms(req.Rooms)
+	if err != nil {
+		return err
+	}
+	tok, exp, err := s.issue(user, name, rooms)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, TokenResponse{
+		JWT:         tok,
+		ExpiresAt:   exp,
+		User:        User{ID: user, Name: name},
+		Servers:     s.servers(c.Request()),
+		InboxPrefix: natter.InboxPrefix(user),
+	})
+}
+
+// issue signs a user JWT for user with the scoped key. The JWT carries only
+// the rooms as tags; the server expands the account's template with them.
+func (s *Server) issue(user, name string, rooms []string) (string, time.Time, error) {
+	exp := time.Now().Add(s.cfg.TokenTTL).Truncate(time.Second).UTC()
+	uc := jwt.NewUserClaims(user)
+	uc.Name = name
+	uc.IssuerAccount = s.cfg.Account
+	uc.Expires = exp.Unix()
+	for _, r := range rooms {
+		uc.Tags.Add(natter.RoomTag(r))
+	}
+	uc.SetScoped(true)
+	tok, err := uc.Encode(s.cfg.SigningKey)
+	if err != nil {
+		return "", time.Time{}, &natter.Error{Code: natter.EInternal, Message: "could not sign the token", Err: err}
+	}
+	return tok, exp, nil
+}
+
+// servers lists the WebSocket URLs a client connects to.
+func (s *Server) servers(r *http.Request) []string {
+	if len(s.cfg.Servers) > 0 {
+		return s.cfg.Servers
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	return []string{"ws://" + net.JoinHostPort(host, strconv.Itoa(s.cfg.WSPort))}
+}
+
+func checkUserKey(key string) (string, error) {
+	switch {
+	case key == "":
+		return "", natter.Errorf(natter.EInvalidKey, "public_key is required")
+	case natter.ValidUserKey(key):
+		return key, nil
+	case strings.HasPrefix(key, "S"):
+		if _, err := nkeys.FromSeed([]byte(key)); err == nil {
+			// The key is a secret now that it crossed the wire; say so.
+			return "", natter.Errorf(natter.EInvalidKey, "public_key is a seed: send only the public key (U…) and keep the seed secret; this seed must be replaced")
+		}
+	case nkeys.IsValidPublicKey(key):
+		return "", natter.Errorf(natter.EInvalidKey, "public_key is not a user key: it must start with U")
+	}
+	return "", natter.Errorf(natter.EInvalidKey, "public_key is not a valid nkey user public key")
+}
+
+func checkRooms(rooms []string) ([]string, error) {
+	if len(rooms) > natter.MaxRoomsPerToken {
+		return nil, natter.Errorf(natter.ETooManyRooms, "a token may name at most %d rooms, got %d", natter.MaxRoomsPerToken, len(rooms))
+	}
+	out := make([]string, 0, len(rooms))
+	for i, r := range rooms {
+		if !natter.ValidRoomID(r) {
+			return nil, natter.Errorf(natter.EInvalidRoom, "rooms[%d] %s is not a room id: 1-64 of a-z, 0-9 and -, starting with a letter or digit", i, quoteShort(r))
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// quoteShort quotes s for an error message, cut to a readable length.
+func quoteShort(s string) string {
+	const n = 70
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// decodeJSON reads exactly one JSON object into v, with nothing unknown and
+// nothing after it, and says precisely what was wrong.
+func decodeJSON(r *http.Request, v any) error {
+	if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != echo.MIMEApplicationJSON {
+			return natter.Errorf(natter.EUnsupportedType, "Content-Type must be application/json")
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON object")
+	} else if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return tooLarge(MaxBodyBytes)
+	}
+	return natter.Errorf(natter.EMalformed, "request body: %s", describeJSONError(err))
+}
+
+func describeJSONError(err error) string {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+	}
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, se)
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		return "empty; a JSON object is required"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "JSON ends early"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return goKind
+}
