@@ -316,7 +316,7 @@ func (g *Gateway) WebSocketPort() int {
 // the embedded server. It returns when both are done or ctx ends.
 func (g *Gateway) Close(ctx context.Context) error {
 	var err error
-	if g.nc != nil {
+	if g.nc != nil && !g.nc.IsClosed() {
 		if err = g.nc.Drain(); err == nil {
 			select {
 			case <-g.closed:

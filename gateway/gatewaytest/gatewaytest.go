@@ -1,0 +1,229 @@
+// Package gatewaytest runs a real embedded natter gateway for tests and
+// offers a small Go client of the TVM and of NATS over WebSocket, the way a
+// browser uses them.
+package gatewaytest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/natterchat/natter/gateway"
+)
+
+// Config returns a gateway configuration for an embedded server on random
+// loopback ports, storing in dir.
+func Config(dir string) gateway.Config {
+	return gateway.Config{DataDir: dir, ClientAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0"}
+}
+
+// RunGateway starts an embedded gateway in a temp dir and stops it when the
+// test ends.
+func RunGateway(tb testing.TB) *gateway.Gateway {
+	tb.Helper()
+	return RunGatewayWith(tb, Config(tb.TempDir()))
+}
+
+// RunGatewayWith starts a gateway with cfg and stops it when the test ends.
+func RunGatewayWith(tb testing.TB, cfg gateway.Config) *gateway.Gateway {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gw, err := gateway.Open(ctx, cfg)
+	if err != nil {
+		tb.Fatalf("open gateway: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		gw.Close(ctx)
+	})
+	return gw
+}
+
+// WaitFor polls check until it returns nil, failing the test with its last
+// error after timeout.
+func WaitFor(tb testing.TB, timeout time.Duration, check func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// User is a chat user as a browser is one: its own nkey pair, whose seed
+// never leaves it.
+type User struct {
+	Key nkeys.KeyPair
+	ID  string // public key
+}
+
+// NewUser makes a user with a fresh key pair.
+func NewUser(tb testing.TB) *User {
+	tb.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	return &User{Key: kp, ID: pub}
+}
+
+// Token is the TVM's answer to a token request.
+type Token struct {
+	JWT       string    `json:"jwt"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"user"`
+	Servers     []string `json:"servers"`
+	InboxPrefix string   `json:"inbox_prefix"`
+}
+
+// APIError is an error answer of the TVM.
+type APIError struct {
+	Status  int
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// TokenRequest is the body of POST /api/v1/token.
+type TokenRequest struct {
+	PublicKey string   `json:"public_key"`
+	Name      string   `json:"name,omitempty"`
+	Rooms     []string `json:"rooms"`
+}
+
+// RequestToken asks the TVM at baseURL for a token for rooms.
+func (u *User) RequestToken(baseURL, name string, rooms ...string) (*Token, error) {
+	body, _ := json.Marshal(TokenRequest{PublicKey: u.ID, Name: name, Rooms: rooms})
+	var tok Token
+	if err := PostJSON(baseURL+"/api/v1/token", body, &tok); err != nil {
+		return nil, err
+	}
+	return &tok, nil
+}
+
+// MustToken is RequestToken that fails the test on error.
+func (u *User) MustToken(tb testing.TB, baseURL string, rooms ...string) *Token {
+	tb.Helper()
+	tok, err := u.RequestToken(baseURL, "", rooms...)
+	if err != nil {
+		tb.Fatalf("token for %v: %v", rooms, err)
+	}
+	return tok
+}
+
+// PostJSON posts body and decodes a 2xx answer into out; other answers come
+// back as *APIError.
+func PostJSON(url string, body []byte, out any) error {
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error APIError }
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+			return fmt.Errorf("status %d with an undecodable body: %w", resp.StatusCode, err)
+		}
+		e.Error.Status = resp.StatusCode
+		return &e.Error
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Conn is a user's NATS connection over WebSocket. It records the server's
+// asynchronous errors, such as permission violations.
+type Conn struct {
+	*nats.Conn
+	mu   sync.Mutex
+	errs []error
+	jwt  string
+}
+
+// Connect connects u over WebSocket with tok, setting its private inbox
+// prefix. Reconnects use the newest token given to SetToken.
+func (u *User) Connect(tb testing.TB, tok *Token, opts ...nats.Option) *Conn {
+	tb.Helper()
+	c, err := u.Dial(tok, opts...)
+	if err != nil {
+		tb.Fatalf("connect %s: %v", strings.Join(tok.Servers, ","), err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// Dial is Connect that returns the error.
+func (u *User) Dial(tok *Token, opts ...nats.Option) (*Conn, error) {
+	c := &Conn{jwt: tok.JWT}
+	opts = append([]nats.Option{
+		nats.UserJWT(
+			func() (string, error) { c.mu.Lock(); defer c.mu.Unlock(); return c.jwt, nil },
+			func(nonce []byte) ([]byte, error) { return u.Key.Sign(nonce) },
+		),
+		nats.CustomInboxPrefix(tok.InboxPrefix),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			c.mu.Lock()
+			c.errs = append(c.errs, err)
+			c.mu.Unlock()
+		}),
+		nats.Timeout(5 * time.Second),
+	}, opts...)
+	nc, err := nats.Connect(strings.Join(tok.Servers, ","), opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.Conn = nc
+	return c, nil
+}
+
+// SetToken makes the next (re)connect use tok.
+func (c *Conn) SetToken(tok *Token) {
+	c.mu.Lock()
+	c.jwt = tok.JWT
+	c.mu.Unlock()
+}
+
+// Errors returns the asynchronous errors seen so far.
+func (c *Conn) Errors() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]error(nil), c.errs...)
+}
+
+// WaitError waits until an asynchronous error mentioning want arrives.
+func (c *Conn) WaitError(tb testing.TB, want string) {
+	tb.Helper()
+	WaitFor(tb, 5*time.Second, func() error {
+		for _, err := range c.Errors() {
+			if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(want)) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no error mentioning %q among %v", want, c.Errors())
+	})
+}
+
+// ErrPermission is the text nats.go reports for a permissions violation.
+var ErrPermission = errors.New("permissions violation")
