@@ -86,11 +86,13 @@ func New(cfg Config) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 
-	api := e.Group("/api/v1", limitBody(MaxBodyBytes))
+	// Middleware per route rather than on a group: an echo group with
+	// middleware answers every unknown method with 404 instead of 405.
+	api := []echo.MiddlewareFunc{limitBody(MaxBodyBytes)}
 	if cfg.Rate > 0 {
-		api.Use(s.rateLimit())
+		api = append(api, s.rateLimit())
 	}
-	api.POST("/token", s.token)
+	e.POST("/api/v1/token", s.token, api...)
 	s.echo = e
 	return s
 }
