@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 
 	"github.com/natterchat/natter"
@@ -221,11 +222,35 @@ func TestNoAnonymousOrPasswordClients(t *testing.T) {
 	m := runMain(t, testConfig(t))
 	u := gatewaytest.NewUser(t)
 	tok := u.MustToken(t, m.baseURL(), roomA)
+	// What a leaked TVM key could try: a user JWT with permissions of its
+	// own, or a bearer token that needs no nonce signature.
+	leaked := func(mod func(*jwt.UserClaims)) nats.Option {
+		uc := jwt.NewUserClaims(u.ID)
+		uc.IssuerAccount = m.Gateway.Account()
+		uc.Expires = time.Now().Add(time.Hour).Unix()
+		mod(uc)
+		tok, err := uc.Encode(m.Gateway.SigningKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nats.UserJWT(func() (string, error) { return tok, nil }, func(n []byte) ([]byte, error) { return u.Key.Sign(n) })
+	}
 	cases := []struct {
 		name string
 		url  string
 		opts []nats.Option
 	}{
+		{"TVM key minting wide permissions", tok.Servers[0], []nats.Option{leaked(func(uc *jwt.UserClaims) {
+			uc.Permissions.Pub.Allow.Add(">")
+			uc.Permissions.Sub.Allow.Add(">")
+		})}},
+		{"TVM key minting a bearer token", tok.Servers[0], []nats.Option{leaked(func(uc *jwt.UserClaims) {
+			uc.SetScoped(true)
+			uc.BearerToken = true
+		})}},
+		{"TVM key minting a tcp user", m.Gateway.ClientURL(), []nats.Option{leaked(func(uc *jwt.UserClaims) {
+			uc.SetScoped(true)
+		})}},
 		{"tcp anonymous", m.Gateway.ClientURL(), nil},
 		{"tcp user/password", m.Gateway.ClientURL(), []nats.Option{nats.UserInfo("admin", "admin")}},
 		{"tcp token", m.Gateway.ClientURL(), []nats.Option{nats.Token("secret")}},
