@@ -3,9 +3,11 @@ package gateway
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/template"
 )
 
@@ -68,16 +70,26 @@ func InitExternal(cfg ExternalConfig) (*ExternalFiles, error) {
 	if cfg.Limits == (UserLimits{}) {
 		cfg.Limits = DefaultUserLimits
 	}
-	if cfg.WSURL == "" {
-		host, port, err := splitAddr(cfg.WSAddr)
-		if err != nil {
-			return nil, fmt.Errorf("websocket address: %w", err)
-		}
-		if host == "0.0.0.0" {
-			host = "localhost"
-		}
-		cfg.WSURL = "ws://" + host + ":" + strconv.Itoa(port)
+	// The server config and natter.env must name the same ports, so a port
+	// the server would pick at random is refused here.
+	host, port, err := fixedAddr(cfg.ClientAddr)
+	if err != nil {
+		return nil, fmt.Errorf("nats address: %w", err)
 	}
+	wsHost, wsPort, err := fixedAddr(cfg.WSAddr)
+	if err != nil {
+		return nil, fmt.Errorf("websocket address: %w", err)
+	}
+	if cfg.WSURL == "" {
+		if unspecifiedHost(wsHost) {
+			wsHost = "localhost"
+		}
+		cfg.WSURL = "ws://" + net.JoinHostPort(wsHost, strconv.Itoa(wsPort))
+	}
+	if unspecifiedHost(host) {
+		host = "127.0.0.1"
+	}
+	natsURL := "nats://" + net.JoinHostPort(host, strconv.Itoa(port))
 	keys, err := LoadOrCreateKeys(filepath.Join(dir, "keys"))
 	if err != nil {
 		return nil, err
@@ -92,16 +104,27 @@ func InitExternal(cfg ExternalConfig) (*ExternalFiles, error) {
 		SigningKey: filepath.Join(dir, "keys", "tvm.nk"),
 		Env:        filepath.Join(dir, "natter.env"),
 	}
+	env, err := envFile([][2]string{
+		{"NATTER_NATS_URL", natsURL},
+		{"NATTER_NATS_CREDS", files.Creds},
+		{"NATTER_SIGNING_KEY", files.SigningKey},
+		{"NATTER_WS_URLS", cfg.WSURL},
+	})
+	if err != nil {
+		return nil, err
+	}
 	operator := filepath.Join(dir, "operator.jwt")
 	if err := os.WriteFile(operator, []byte(claims.Operator+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("write operator: %w", err)
 	}
 	var conf bytes.Buffer
 	err = serverConf.Execute(&conf, map[string]string{
-		"Conf":          strconv.Quote(files.ServerConf),
-		"ClientAddr":    strconv.Quote(cfg.ClientAddr),
-		"WSAddr":        strconv.Quote(cfg.WSAddr),
-		"StoreDir":      strconv.Quote(filepath.Join(dir, "jetstream")),
+		"Conf":       strconv.Quote(files.ServerConf),
+		"ClientAddr": strconv.Quote(cfg.ClientAddr),
+		"WSAddr":     strconv.Quote(cfg.WSAddr),
+		// nats-server keeps its store in a "jetstream" folder under
+		// store_dir, so this puts it in <dir>/jetstream.
+		"StoreDir":      strconv.Quote(dir),
 		"Operator":      strconv.Quote(operator),
 		"SystemAccount": publicKey(keys.System),
 		"SystemJWT":     claims.System,
@@ -122,15 +145,54 @@ func InitExternal(cfg ExternalConfig) (*ExternalFiles, error) {
 	if err := WriteSecret(files.Creds, creds); err != nil {
 		return nil, err
 	}
-	host, port, _ := splitAddr(cfg.ClientAddr)
-	if host == "0.0.0.0" {
-		host = "127.0.0.1"
-	}
-	env := fmt.Sprintf("# natter settings for the nats-server in this folder; copy to .env or export them.\n"+
-		"NATTER_NATS_URL=nats://%s:%d\nNATTER_NATS_CREDS=%s\nNATTER_SIGNING_KEY=%s\nNATTER_WS_URLS=%s\n",
-		host, port, files.Creds, files.SigningKey, cfg.WSURL)
-	if err := WriteSecret(files.Env, []byte(env)); err != nil {
+	if err := WriteSecret(files.Env, env); err != nil {
 		return nil, err
 	}
 	return files, nil
 }
+
+// fixedAddr parses host:port and insists on a port between 1 and 65535.
+func fixedAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("%q needs a fixed port between 1 and 65535", addr)
+	}
+	return host, port, nil
+}
+
+// unspecifiedHost reports whether host listens on every interface, and so
+// cannot be dialled as it is.
+func unspecifiedHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// envFile renders KEY=VALUE lines that both a POSIX shell ("set -a; . FILE")
+// and natter's .env reader take. A value with characters the shell would
+// split or expand is single-quoted; one holding a single quote cannot be
+// written safely and is refused.
+func envFile(vars [][2]string) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("# natter settings for the nats-server in this folder; copy to .env or export them.\n")
+	for _, kv := range vars {
+		v := kv[1]
+		switch {
+		case strings.ContainsAny(v, "'\n\r"):
+			return nil, fmt.Errorf("%s=%q: the value cannot be written to an env file", kv[0], v)
+		case strings.ContainsFunc(v, func(r rune) bool { return !strings.ContainsRune(envSafe, r) }):
+			v = "'" + v + "'"
+		}
+		fmt.Fprintf(&b, "%s=%s\n", kv[0], v)
+	}
+	return b.Bytes(), nil
+}
+
+// envSafe are the characters a shell takes literally in an unquoted word.
+const envSafe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/:@%+="

@@ -224,12 +224,13 @@ func tokenCmd(args []string, stdout, _ io.Writer) error {
 	return tvm.Explain(stdout, fs.Arg(0), in)
 }
 
-func natsCmd(args []string, stdout, _ io.Writer) error {
+func natsCmd(args []string, stdout, stderr io.Writer) error {
 	const usage = "usage: natter nats init [-dir DIR] [-listen HOST:PORT] [-ws HOST:PORT] [-ws-url URL]"
 	if len(args) == 0 || args[0] != "init" {
 		return errors.New(usage)
 	}
 	fs := flag.NewFlagSet("natter nats init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var cfg gateway.ExternalConfig
 	fs.StringVar(&cfg.Dir, "dir", "nats", "folder to write into")
 	fs.StringVar(&cfg.ClientAddr, "listen", "127.0.0.1:4222", "NATS client listen address of the server")
@@ -245,7 +246,15 @@ func natsCmd(args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The hints are commands to paste into a shell: quote paths it would split.
+	sh := func(s string) string {
+		if !strings.ContainsAny(s, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
+			return s
+		}
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	dir := filepath.Dir(files.ServerConf)
 	fmt.Fprintf(stdout, "wrote %s\n\nstart the server:  nats-server -c %s\nthen natter with:  set -a; . %s; set +a; natter\nadmin creds:       natter creds admin -data-dir %s -o admin.creds\n",
-		filepath.Dir(files.ServerConf), files.ServerConf, files.Env, filepath.Dir(files.ServerConf))
+		dir, sh(files.ServerConf), sh(files.Env), sh(dir))
 	return nil
 }
