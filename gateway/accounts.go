@@ -89,35 +89,34 @@ func (k *Keys) ChatAccount() string { return publicKey(k.Chat) }
 
 // UserCreds returns a creds file (JWT and seed) for a new user of the chat
 // account with full permissions, signed by the account's own key rather than
-// the scoped TVM key. natter's own connection and operators' admin creds are
-// made this way. A zero ttl means no expiry.
+// the scoped TVM key. Operators' admin creds are made this way. A zero ttl
+// means no expiry.
 func (k *Keys) UserCreds(name string, ttl time.Duration) ([]byte, error) {
-	return userCreds(k.Chat, name, ttl)
-}
-
-// SystemCreds returns creds for a user of the system account, for server
-// administration with the nats CLI.
-func (k *Keys) SystemCreds(name string, ttl time.Duration) ([]byte, error) {
-	return userCreds(k.System, name, ttl)
-}
-
-func userCreds(signer nkeys.KeyPair, name string, ttl time.Duration) ([]byte, error) {
-	ukp, err := nkeys.CreateUser()
+	tok, ukp, err := k.chatUser(name, ttl)
 	if err != nil {
-		return nil, fmt.Errorf("create user key: %w", err)
-	}
-	uc := jwt.NewUserClaims(publicKey(ukp))
-	uc.Name = name
-	if ttl > 0 {
-		uc.Expires = time.Now().Add(ttl).Unix()
-	}
-	tok, err := uc.Encode(signer)
-	if err != nil {
-		return nil, fmt.Errorf("encode user %s: %w", name, err)
+		return nil, err
 	}
 	seed, err := ukp.Seed()
 	if err != nil {
 		return nil, fmt.Errorf("user seed: %w", err)
 	}
 	return jwt.FormatUserConfig(tok, seed)
+}
+
+// chatUser signs a JWT for a new, unrestricted user of the chat account.
+func (k *Keys) chatUser(name string, ttl time.Duration) (string, nkeys.KeyPair, error) {
+	ukp, err := nkeys.CreateUser()
+	if err != nil {
+		return "", nil, fmt.Errorf("create user key: %w", err)
+	}
+	uc := jwt.NewUserClaims(publicKey(ukp))
+	uc.Name = name
+	if ttl > 0 {
+		uc.Expires = time.Now().Add(ttl).Unix()
+	}
+	tok, err := uc.Encode(k.Chat)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode user %s: %w", name, err)
+	}
+	return tok, ukp, nil
 }

@@ -112,17 +112,10 @@ func (g *Gateway) startEmbedded() error {
 	}
 	g.account, g.signer = keys.ChatAccount(), keys.TVM
 
-	creds, err := keys.UserCreds("natter", 0)
+	// natter's own user lives only in memory, a new one at every start.
+	tok, ukp, err := keys.chatUser("natter", 0)
 	if err != nil {
 		return err
-	}
-	tok, err := jwt.ParseDecoratedJWT(creds)
-	if err != nil {
-		return fmt.Errorf("service creds: %w", err)
-	}
-	ukp, err := jwt.ParseDecoratedNKey(creds)
-	if err != nil {
-		return fmt.Errorf("service creds: %w", err)
 	}
 	return g.connect(srv.ClientURL(), nats.InProcessServer(srv), nats.UserJWT(
 		func() (string, error) { return tok, nil },
