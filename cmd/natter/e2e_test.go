@@ -398,13 +398,3 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatalf("/healthz with NATS closed: %d", code)
 	}
 }
-
-func getStatus(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -13,11 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -121,7 +118,7 @@ func TestExternalNATS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a nats-server binary")
 	}
-	bin := extServerBinary(t)
+	bin := buildBinary(t, "nats-server", "github.com/nats-io/nats-server/v2")
 
 	dir := filepath.Join(t.TempDir(), "nats")
 	natsPort, wsPort := extFreePort(t), extFreePort(t)
@@ -172,7 +169,7 @@ func TestExternalNATS(t *testing.T) {
 	defer cancel()
 
 	t.Run("readyz", func(t *testing.T) {
-		if code := extStatus(t, m.baseURL()+"/readyz"); code != http.StatusOK {
+		if code := getStatus(t, m.baseURL()+"/readyz"); code != http.StatusOK {
 			t.Fatalf("/readyz = %d, want 200", code)
 		}
 	})
@@ -308,7 +305,7 @@ func TestExternalNATS(t *testing.T) {
 		t.Fatalf("the token vended before the second init: %v", err)
 	}
 	gatewaytest.WaitFor(t, 15*time.Second, func() error {
-		if code := extStatus(t, m.baseURL()+"/readyz"); code != http.StatusOK {
+		if code := getStatus(t, m.baseURL()+"/readyz"); code != http.StatusOK {
 			return errors.New("/readyz = " + strconv.Itoa(code) + " after the server restarted")
 		}
 		return nil
@@ -372,17 +369,6 @@ func extCheckModes(t *testing.T, dir string) {
 	}
 }
 
-func extStatus(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
-}
-
 // extFreePort returns a loopback TCP port that was free a moment ago.
 func extFreePort(t *testing.T) int {
 	t.Helper()
@@ -394,84 +380,11 @@ func extFreePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-var extServerBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// extServerBinary builds the stock nats-server of the version in natter's
-// go.mod, once per test binary. It goes to a fixed place in the user's cache
-// folder, replaced on every build, so repeated test runs do not pile up
-// binaries in the temp folder.
-func extServerBinary(t *testing.T) string {
-	t.Helper()
-	b := &extServerBuild
-	b.once.Do(func() {
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			if goBin, err = exec.LookPath("go"); err != nil {
-				b.err = errors.New("no go command to build nats-server with")
-				return
-			}
-		}
-		dir, err := extServerDir()
-		if err != nil {
-			b.err = err
-			return
-		}
-		// Build beside the final path and rename, so a concurrent run never
-		// executes a half-written binary.
-		tmp, err := os.CreateTemp(dir, ".nats-server-*")
-		if err != nil {
-			b.err = err
-			return
-		}
-		tmp.Close()
-		defer os.Remove(tmp.Name())
-		// -mod=readonly: the build must take its modules from go.mod and
-		// go.sum as they are, never edit them.
-		cmd := exec.Command(goBin, "build", "-mod=readonly", "-o", tmp.Name(), "github.com/nats-io/nats-server/v2")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = errors.New("go build nats-server: " + err.Error() + "\n" + string(out))
-			return
-		}
-		b.path = filepath.Join(dir, "nats-server")
-		if runtime.GOOS == "windows" {
-			b.path += ".exe"
-		}
-		b.err = os.Rename(tmp.Name(), b.path)
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
-}
-
-// extServerDir is where extServerBinary puts the binary: a folder per
-// nats-server version in the user's cache folder.
-func extServerDir() (string, error) {
-	version := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, dep := range bi.Deps {
-			if dep.Path == "github.com/nats-io/nats-server/v2" {
-				version = dep.Version
-			}
-		}
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "natter-test", "nats-server-"+version)
-	return dir, os.MkdirAll(dir, 0o700)
-}
-
 // extServer runs nats-server -c conf as a child process, listening for
 // clients on addr.
 type extServer struct {
 	bin, conf, addr string
-	out             extOutput // output of every run, for the test log
+	out             syncBuffer // output of every run, for the test log
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -554,23 +467,4 @@ func (s *extServer) stop(t *testing.T) {
 		cmd.Process.Kill()
 		<-exited
 	}
-}
-
-// extOutput collects a child's output, which its writer goroutines and
-// the test read concurrently.
-type extOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *extOutput) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *extOutput) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("natter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	cfg, err := LoadConfig(fs, args, os.Getenv, ".env")
 	if err != nil {
 		return err
@@ -175,6 +176,7 @@ func credsCmd(args []string, stdout, stderr io.Writer) error {
 		return errors.New(usage)
 	}
 	fs := flag.NewFlagSet("natter creds admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	out := fs.String("o", "", "write the creds to FILE (mode 0600) instead of standard output")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the admin user; 0 for none")
 	cfg, err := LoadConfig(fs, args[1:], os.Getenv, ".env")
@@ -199,16 +201,17 @@ func credsCmd(args []string, stdout, stderr io.Writer) error {
 	if err := gateway.WriteSecret(*out, creds); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "wrote %s (mode 0600); use it with: nats --creds %s -s nats://%s ...\n", *out, *out, cfg.NATSAddr)
+	fmt.Fprintf(stderr, "wrote %s (mode 0600); use it with: nats --creds %s -s <natter's NATS URL, e.g. nats://%s> ...\n", *out, *out, cfg.NATSAddr)
 	return nil
 }
 
-func tokenCmd(args []string, stdout, _ io.Writer) error {
+func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	const usage = "usage: natter token inspect [-data-dir DIR] JWT"
 	if len(args) == 0 || args[0] != "inspect" {
 		return errors.New(usage)
 	}
 	fs := flag.NewFlagSet("natter token inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	cfg, err := LoadConfig(fs, args[1:], os.Getenv, ".env")
 	if err != nil {
 		return err

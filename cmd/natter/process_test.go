@@ -8,42 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/natterchat/natter/gateway/gatewaytest"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// natterBinary builds the natter command once per test run.
-func natterBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "natter-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "natter")
-		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build natter: %v", buildErr)
-	}
-	return binPath
-}
 
 var httpURLRE = regexp.MustCompile(`http listening.*url=(http://\S+)`)
 
@@ -55,7 +26,7 @@ func TestProcessStartsAndStopsGracefully(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := natterBinary(t)
+	bin := buildBinary(t, "natter", ".")
 	work := t.TempDir()
 	cmd := exec.Command(bin)
 	cmd.Dir = work
