@@ -18,7 +18,10 @@ type ExternalConfig struct {
 	ClientAddr string // host:port of the NATS client listener
 	WSAddr     string // host:port of the WebSocket listener
 	WSURL      string // WebSocket URL handed to browsers; derived from WSAddr when empty
-	Limits     UserLimits
+	// AllowedOrigins restricts the Origin header the WebSocket listener
+	// accepts; empty accepts any, as the embedded server does.
+	AllowedOrigins []string
+	Limits         UserLimits
 }
 
 // ExternalFiles are the paths InitExternal wrote.
@@ -44,6 +47,9 @@ websocket {
   listen: {{.WSAddr}}
   no_tls: true
   compression: true
+{{- if .Origins}}
+  allowed_origins: {{.Origins}}
+{{- end}}
 }
 
 # Operator mode: only JWT-authenticated users of the accounts below connect.
@@ -130,6 +136,7 @@ func InitExternal(cfg ExternalConfig) (*ExternalFiles, error) {
 		"SystemJWT":     claims.System,
 		"ChatAccount":   keys.ChatAccount(),
 		"ChatJWT":       claims.Chat,
+		"Origins":       quoteList(cfg.AllowedOrigins),
 	})
 	if err != nil {
 		return nil, err
@@ -196,3 +203,15 @@ func envFile(vars [][2]string) ([]byte, error) {
 
 // envSafe are the characters a shell takes literally in an unquoted word.
 const envSafe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/:@%+="
+
+// quoteList renders list as a configuration array, or "" when empty.
+func quoteList(list []string) string {
+	if len(list) == 0 {
+		return ""
+	}
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}

@@ -398,3 +398,34 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatalf("/healthz with NATS closed: %d", code)
 	}
 }
+
+// TestAllowedOriginsGuardWebSocket: with NATTER_ALLOWED_ORIGINS set, the NATS
+// WebSocket listener refuses a handshake from any other origin.
+func TestAllowedOriginsGuardWebSocket(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AllowedOrigins = []string{"https://chat.example"}
+	m := runMain(t, cfg)
+	wsURL := fmt.Sprintf("http://127.0.0.1:%d/", m.Gateway.WebSocketPort())
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{"https://chat.example", http.StatusSwitchingProtocols},
+		{"https://evil.example", http.StatusForbidden},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, wsURL, nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Origin", tc.origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("origin %s: status %d, want %d", tc.origin, resp.StatusCode, tc.want)
+		}
+	}
+}

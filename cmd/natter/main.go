@@ -239,6 +239,14 @@ func natsCmd(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.ClientAddr, "listen", "127.0.0.1:4222", "NATS client listen address of the server")
 	fs.StringVar(&cfg.WSAddr, "ws", "0.0.0.0:8081", "WebSocket listen address of the server")
 	fs.StringVar(&cfg.WSURL, "ws-url", "", "WebSocket URL handed to browsers (default derived from -ws)")
+	fs.Func("allowed-origins", "comma-separated web origins the WebSocket listener accepts (default any)", func(v string) error {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+			}
+		}
+		return nil
+	})
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
