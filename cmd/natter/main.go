@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -141,12 +142,22 @@ func (m *Main) Run(ctx context.Context) error {
 
 	if u := gw.ClientURL(); u != "" {
 		m.Logger.Info("nats listening (operators, nats CLI)", "url", u, "creds", "natter creds admin -o admin.creds")
-		m.Logger.Info("nats websocket listening (browsers)", "port", gw.WebSocketPort())
+		m.Logger.Info("nats websocket listening (browsers)", "url", listenURL("ws", c.WSAddr, gw.WebSocketPort()))
 	} else {
 		m.Logger.Info("connected to external nats", "url", c.NATSURL)
 	}
-	m.Logger.Info("http listening (TVM API)", "url", "http://"+m.HTTPAddr().String())
+	m.Logger.Info("http listening (TVM API)", "url", listenURL("http", c.HTTPAddr, m.HTTPAddr().(*net.TCPAddr).Port))
 	return nil
+}
+
+// listenURL is a URL a person can open for a listener configured as addr
+// and bound to port: a wildcard host becomes localhost.
+func listenURL(scheme, addr string, port int) string {
+	host, _, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // HTTPAddr is the TVM's bound address.
