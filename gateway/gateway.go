@@ -20,8 +20,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
-
-	"github.com/natterchat/natter"
 )
 
 // Config says where natter's NATS lives. With URL empty natter runs its own
@@ -43,6 +41,7 @@ type Config struct {
 
 	Replicas int // bucket replicas; 0 means 1
 	Limits   UserLimits
+	Chat     ChatConfig
 	Logger   *slog.Logger
 }
 
@@ -56,6 +55,9 @@ type Gateway struct {
 	account string
 	signer  nkeys.KeyPair
 	closed  chan struct{}
+
+	// The chat state, set up by startChat.
+	chat *chat
 }
 
 // Open starts the embedded server (or connects to the external one),
@@ -78,7 +80,7 @@ func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 		err = g.connectExternal()
 	}
 	if err == nil {
-		err = g.provision(ctx)
+		g.chat, err = startChat(ctx, g.nc, g.js, cfg.Chat, cfg.Replicas, g.log)
 	}
 	if err != nil {
 		g.Close(context.Background())
@@ -238,32 +240,6 @@ func (g *Gateway) connect(url string, opts ...nats.Option) error {
 	return nil
 }
 
-// bucketTTLMarker is how long a key's deletion marker lingers after its TTL
-// ran out; setting it also turns on per-key TTLs, on which room, history and
-// presence expiry rest.
-const bucketTTLMarker = time.Minute
-
-func (g *Gateway) provision(ctx context.Context) error {
-	for _, b := range []struct{ name, desc string }{
-		{natter.BucketRooms, "open rooms, key <room>"},
-		{natter.BucketHistory, "messages, key <room>.<seq>"},
-		{natter.BucketPresence, "members present, key <room>.<user>"},
-	} {
-		_, err := g.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:         b.name,
-			Description:    b.desc,
-			History:        1,
-			Storage:        jetstream.FileStorage,
-			Replicas:       g.cfg.Replicas,
-			LimitMarkerTTL: bucketTTLMarker,
-		})
-		if err != nil {
-			return fmt.Errorf("provision bucket %s: %w", b.name, err)
-		}
-	}
-	return nil
-}
-
 // Ready reports whether NATS is connected and JetStream answers.
 func (g *Gateway) Ready(ctx context.Context) error {
 	if !g.nc.IsConnected() {
@@ -309,6 +285,9 @@ func (g *Gateway) WebSocketPort() int {
 // the embedded server. It returns when both are done or ctx ends.
 func (g *Gateway) Close(ctx context.Context) error {
 	var err error
+	if g.chat != nil {
+		g.chat.stop()
+	}
 	if g.nc != nil && !g.nc.IsClosed() {
 		if err = g.nc.Drain(); err == nil {
 			select {

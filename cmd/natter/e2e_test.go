@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -113,24 +114,23 @@ func TestTokenAllowsExactlyItsRooms(t *testing.T) {
 	})
 
 	t.Run("request answered in private inbox", func(t *testing.T) {
-		subj := natter.UserSubject(roomA, natter.OpHistory, u.ID)
-		var replyTo atomic.Value
-		sub, err := svc.Subscribe(subj, func(m *nats.Msg) { replyTo.Store(m.Reply); m.Respond([]byte("pong")) })
+		// The gateway answers a history request; the room does not exist,
+		// which it says on the reply subject under the user's own prefix.
+		inbox := newSpy(t, svc, tok.InboxPrefix+".>")
+		resp, err := c.Request(natter.UserSubject(roomA, natter.OpHistory, u.ID), []byte(`{}`), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer sub.Unsubscribe()
-		svc.Flush()
-		resp, err := c.Request(subj, []byte("ping"), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
+		var reply natter.HistoryReply
+		if err := json.Unmarshal(resp.Data, &reply); err != nil || reply.Error == nil || reply.Error.Code != natter.EUnknownRoom {
+			t.Fatalf("reply %s (%v)", resp.Data, err)
 		}
-		if string(resp.Data) != "pong" {
-			t.Fatalf("reply %q", resp.Data)
-		}
-		if r := replyTo.Load().(string); !strings.HasPrefix(r, tok.InboxPrefix+".") {
-			t.Fatalf("reply subject %q is not under the private inbox %q", r, tok.InboxPrefix)
-		}
+		gatewaytest.WaitFor(t, 5*time.Second, func() error {
+			if subs := inbox.subjects(); len(subs) != 1 || !strings.HasPrefix(subs[0], tok.InboxPrefix+".") {
+				return fmt.Errorf("replies seen in the inbox: %v", subs)
+			}
+			return nil
+		})
 	})
 
 	if errs := c.Errors(); len(errs) > 0 {

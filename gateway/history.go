@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natterchat/natter"
+)
+
+func historyKey(room string, seq uint64) string { return room + "." + strconv.FormatUint(seq, 10) }
+
+// appendHistory stores the entry that build makes for the room's next seq.
+//
+// The seq is claimed by the write itself: the key <room>.<seq> is written
+// only if it has never been written (expected last subject sequence 0). A
+// writer that loses the race to another process moves on to the next seq, so
+// seqs have no gaps and no duplicates however many processes write, and a
+// crash between two steps cannot leave a hole. With msgID set, JetStream's
+// deduplication returns the first write of that id instead of a new one; dup
+// is then true and the entry is the stored one.
+func (c *chat) appendHistory(ctx context.Context, rec roomRecord, msgID string, build func(seq uint64, now time.Time) natter.Envelope) (env natter.Envelope, dup bool, err error) {
+	unlock := c.roomLocks.lock(rec.ID)
+	defer unlock()
+	last, err := c.cachedLastSeq(ctx, rec.ID)
+	if err != nil {
+		return env, false, err
+	}
+	for range 1000 {
+		now := time.Now().UTC()
+		ttl := rec.ExpiresAt.Sub(now) // no message outlives its room
+		if ttl < time.Second {
+			return env, false, natter.Errorf(natter.ERoomClosed, "room %s is closed", rec.ID)
+		}
+		seq := last + 1
+		env = build(seq, now)
+		data, _ := json.Marshal(env)
+		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithMsgTTL(ttl)}
+		if msgID != "" {
+			opts = append(opts, jetstream.WithMsgID(msgID))
+		}
+		ack, err := c.js.Publish(ctx, kvSubject(natter.BucketHistory, historyKey(rec.ID, seq)), data, opts...)
+		if isWrongLastSeq(err) {
+			last = seq
+			continue
+		}
+		if err != nil {
+			return env, false, unavailable("store message", err)
+		}
+		if ack.Duplicate {
+			raw, err := c.historyStream.GetMsg(ctx, ack.Sequence)
+			if err != nil {
+				return env, true, unavailable("read first copy", err)
+			}
+			var first natter.Envelope
+			if err := json.Unmarshal(raw.Data, &first); err != nil {
+				return env, true, &natter.Error{Code: natter.EInternal, Message: "unreadable stored message", Err: err}
+			}
+			return first, true, nil
+		}
+		c.setLastSeq(rec.ID, seq)
+		if seq > uint64(c.cfg.HistoryMax) {
+			// Dropping the entry that fell off the cap; a purge leaves no
+			// marker behind.
+			old := kvSubject(natter.BucketHistory, historyKey(rec.ID, seq-uint64(c.cfg.HistoryMax)))
+			if err := c.historyStream.Purge(ctx, jetstream.WithPurgeSubject(old)); err != nil {
+				c.log.Warn("trim history", "room", rec.ID, "err", err)
+			}
+		}
+		return env, false, nil
+	}
+	return env, false, &natter.Error{Code: natter.EUnavailable, Message: "the room is too busy, try again"}
+}
+
+func (c *chat) cachedLastSeq(ctx context.Context, room string) (uint64, error) {
+	c.seqMu.Lock()
+	last, ok := c.lastSeq[room]
+	c.seqMu.Unlock()
+	if ok {
+		return last, nil
+	}
+	return c.freshLastSeq(ctx, room)
+}
+
+// freshLastSeq reads the room's last seq from the history stream: entries
+// are written in seq order, so the last one on the room's subjects has it.
+func (c *chat) freshLastSeq(ctx context.Context, room string) (uint64, error) {
+	raw, err := c.historyStream.GetLastMsgForSubject(ctx, kvSubject(natter.BucketHistory, room+".*"))
+	var seq uint64
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return 0, unavailable("read last seq", err)
+	default:
+		seq, _ = strconv.ParseUint(raw.Subject[strings.LastIndexByte(raw.Subject, '.')+1:], 10, 64)
+	}
+	c.setLastSeq(room, seq)
+	return seq, nil
+}
+
+func (c *chat) setLastSeq(room string, seq uint64) {
+	c.seqMu.Lock()
+	if seq > c.lastSeq[room] {
+		c.lastSeq[room] = seq
+	}
+	c.seqMu.Unlock()
+}
+
+func (c *chat) forgetRoom(room string) {
+	c.seqMu.Lock()
+	delete(c.lastSeq, room)
+	c.seqMu.Unlock()
+	c.touched.Delete(room)
+}
+
+// readHistory returns the entries after afterSeq in seq order, at most
+// limit, and the room's last seq.
+func (c *chat) readHistory(ctx context.Context, room string, afterSeq uint64, limit int) ([]natter.Envelope, uint64, error) {
+	w, err := c.history.Watch(ctx, room+".*", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, 0, unavailable("read history", err)
+	}
+	defer w.Stop()
+	var entries []natter.Envelope
+	var last uint64
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			return nil, 0, unavailable("read history", ctx.Err())
+		}
+		if e == nil {
+			break
+		}
+		seq, err := strconv.ParseUint(e.Key()[len(room)+1:], 10, 64)
+		if err != nil {
+			continue
+		}
+		last = max(last, seq)
+		if seq <= afterSeq {
+			continue
+		}
+		var env natter.Envelope
+		if json.Unmarshal(e.Value(), &env) == nil {
+			entries = append(entries, env)
+		}
+	}
+	slices.SortFunc(entries, func(a, b natter.Envelope) int { return int(a.Seq) - int(b.Seq) })
+	if len(entries) > limit {
+		entries = entries[:limit]
+	}
+	c.setLastSeq(room, last)
+	return entries, last, nil
+}

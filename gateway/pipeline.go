@@ -1,0 +1,257 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nkeys"
+
+	"github.com/natterchat/natter"
+)
+
+// ServiceName is the name the pipeline registers as a NATS micro service:
+// `nats micro ls` lists it, `nats micro stats natter` counts its requests.
+const ServiceName = "natter"
+
+// requestTimeout bounds the work of one request.
+const requestTimeout = 10 * time.Second
+
+// startService subscribes the pipeline's endpoints in the "natter" queue
+// group, so each request goes to exactly one of the natter processes.
+func (c *chat) startService() error {
+	svc, err := micro.AddService(c.nc, micro.Config{
+		Name:        ServiceName,
+		Version:     "0.1.0",
+		Description: "natter message pipeline: send, history, presence",
+		QueueGroup:  ServiceName,
+		StatsHandler: func(*micro.Endpoint) any {
+			return map[string]int64{"dropped_replies": c.droppedReplies.Load()}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	c.svc = svc
+	for _, ep := range []struct {
+		op      natter.Op
+		request bool // needs a reply subject
+		handle  func(ctx context.Context, room, user string, data []byte) any
+	}{
+		{natter.OpSend, true, c.send},
+		{natter.OpHistory, true, c.historyRequest},
+		{natter.OpJoin, true, c.join},
+		{natter.OpHere, false, c.here},
+		{natter.OpLeave, false, c.leave},
+	} {
+		err := svc.AddEndpoint(string(ep.op), c.endpoint(ep.request, ep.handle), micro.WithEndpointSubject(natter.AllUsers(ep.op)))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endpoint wraps a handler: it reads room and user from the subject (the
+// server guarantees the user through the publish permission), refuses reply
+// subjects outside the sender's own inbox, and sends the handler's answer.
+func (c *chat) endpoint(request bool, handle func(ctx context.Context, room, user string, data []byte) any) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		room, user, ok := parseUserSubject(r.Subject())
+		if !ok {
+			return
+		}
+		reply := r.Reply()
+		// Answering on any other subject would let a user make the gateway
+		// publish where the user may not.
+		if reply != "" && !strings.HasPrefix(reply, natter.InboxPrefix(user)+".") || request && reply == "" {
+			c.droppedReplies.Add(1)
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
+		defer cancel()
+		resp := handle(ctx, room, user, r.Data())
+		if reply == "" {
+			return
+		}
+		body, _ := json.Marshal(resp)
+		if e := errorOf(resp); e != nil {
+			r.Error(e.Code, e.Message, body)
+			return
+		}
+		r.Respond(body)
+	})
+}
+
+func errorOf(resp any) *natter.ErrorBody {
+	switch v := resp.(type) {
+	case natter.Ack:
+		return v.Error
+	case natter.HistoryReply:
+		return v.Error
+	case natter.JoinReply:
+		return v.Error
+	case natter.Reply:
+		return v.Error
+	}
+	return nil
+}
+
+// parseUserSubject splits chat.<room>.<op>.<user>.
+func parseUserSubject(subject string) (room, user string, ok bool) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 4 || !natter.ValidRoomID(parts[1]) || !natter.ValidUserKey(parts[3]) {
+		return "", "", false
+	}
+	return parts[1], parts[3], true
+}
+
+// body turns an error into the reply's error part.
+func body(err error) *natter.ErrorBody {
+	return &natter.ErrorBody{Code: natter.ErrorCode(err), Message: natter.ErrorMessage(err)}
+}
+
+// decodeStrict decodes exactly one JSON object with only known fields.
+func decodeStrict(data []byte, v any) error {
+	if !utf8.Valid(data) {
+		return natter.Errorf(natter.EInvalidUTF8, "the request is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	if err != nil {
+		return natter.Errorf(natter.EMalformed, "request: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return nil
+}
+
+// CheckText validates a message text: valid UTF-8, not only whitespace, at
+// most maxChars code points, no control characters but newline and tab.
+func CheckText(text string, maxChars int) error {
+	switch {
+	case !utf8.ValidString(text):
+		return natter.Errorf(natter.EInvalidUTF8, "text is not valid UTF-8")
+	case strings.TrimSpace(text) == "":
+		return natter.Errorf(natter.EEmpty, "text is empty")
+	}
+	if n := utf8.RuneCountInString(text); n > maxChars {
+		return natter.Errorf(natter.ETooLong, "text has %d characters, at most %d are allowed", n, maxChars)
+	}
+	if strings.ContainsFunc(text, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) {
+		return natter.Errorf(natter.EControlChars, "text contains control characters (only newline and tab are allowed)")
+	}
+	return nil
+}
+
+// VerifySignature checks sig, base64url ed25519 by user over
+// natter.SignedPayload(room, id, text).
+func VerifySignature(user, room, id, text, sig string) error {
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(sig, "="))
+	if err != nil || len(raw) != ed25519.SignatureSize {
+		return natter.Errorf(natter.EBadSignature, "sig must be a base64url ed25519 signature of %d bytes", ed25519.SignatureSize)
+	}
+	pub, err := nkeys.FromPublicKey(user)
+	if err != nil {
+		return natter.Errorf(natter.EBadSignature, "sender key unusable")
+	}
+	if pub.Verify(natter.SignedPayload(room, id, text), raw) != nil {
+		return natter.Errorf(natter.EBadSignature, "signature does not verify for this room, id and text")
+	}
+	return nil
+}
+
+// CheckSend validates a send request from user in room, without state.
+func CheckSend(data []byte, room, user string, maxChars int) (natter.SendRequest, error) {
+	var req natter.SendRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	if !natter.ValidMessageID(req.ID) {
+		return req, natter.Errorf(natter.EMalformed, "id must be 1-%d of A-Z a-z 0-9 _ -", natter.MaxMessageIDLen)
+	}
+	if err := CheckText(req.Text, maxChars); err != nil {
+		return req, err
+	}
+	return req, VerifySignature(user, room, req.ID, req.Text, req.Sig)
+}
+
+func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
+	req, err := CheckSend(data, room, user, c.cfg.MessageMaxChars)
+	if err != nil {
+		return natter.Ack{Error: body(err)}
+	}
+	if !c.limits.allow(room + "." + user) {
+		return natter.Ack{Error: body(natter.Errorf(natter.ERateLimited, "too many messages; at most %g a second", c.cfg.SendRate))}
+	}
+	rec, err := c.openRoom(ctx, room)
+	if err != nil {
+		return natter.Ack{Error: body(err)}
+	}
+	me, err := c.member(ctx, room, user)
+	if err != nil {
+		return natter.Ack{Error: body(err)}
+	}
+	env, dup, err := c.appendHistory(ctx, rec, room+"."+user+"."+req.ID, func(seq uint64, now time.Time) natter.Envelope {
+		return natter.Envelope{Room: room, Seq: seq, ID: req.ID, Type: natter.TypeMessage, From: me, Text: req.Text, Sig: req.Sig, SentAt: now}
+	})
+	if err != nil {
+		return natter.Ack{Error: body(err)}
+	}
+	// A resend may follow a crash between storing and broadcasting, so the
+	// entry is broadcast again; clients drop what they have by seq.
+	c.broadcast(room, env)
+	if !dup {
+		if _, err := c.js.Publish(ctx, subjectMsgLog, nil); err != nil {
+			c.log.Warn("count message", "err", err)
+		}
+		c.touch(ctx, rec)
+	}
+	return natter.Ack{OK: true, Seq: env.Seq, SentAt: &env.SentAt}
+}
+
+func (c *chat) broadcast(room string, env natter.Envelope) {
+	data, _ := json.Marshal(env)
+	if err := c.nc.Publish(natter.RoomSubject(room, natter.TopicMsgs), data); err != nil {
+		c.log.Warn("broadcast", "room", room, "err", err)
+	}
+}
+
+// MaxHistoryPage is the most entries one history request returns.
+const MaxHistoryPage = 500
+
+func (c *chat) historyRequest(ctx context.Context, room, user string, data []byte) any {
+	req := natter.HistoryRequest{Limit: MaxHistoryPage}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := decodeStrict(data, &req); err != nil {
+			return natter.HistoryReply{Error: body(err)}
+		}
+	}
+	if req.Limit <= 0 || req.Limit > MaxHistoryPage {
+		req.Limit = MaxHistoryPage
+	}
+	if _, err := c.openRoom(ctx, room); err != nil {
+		return natter.HistoryReply{Error: body(err)}
+	}
+	msgs, last, err := c.readHistory(ctx, room, req.AfterSeq, req.Limit)
+	if err != nil {
+		return natter.HistoryReply{Error: body(err)}
+	}
+	if msgs == nil {
+		msgs = []natter.Envelope{}
+	}
+	return natter.HistoryReply{OK: true, Messages: msgs, LastSeq: last}
+}

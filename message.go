@@ -1,0 +1,160 @@
+package natter
+
+import (
+	"strings"
+	"time"
+)
+
+// Pipeline error codes, answered on the requests' reply subjects as
+// {"ok": false, "error": {"code", "message"}}.
+const (
+	EInvalidUTF8  = "invalid_utf8"  // the payload or text is not valid UTF-8
+	EEmpty        = "empty"         // the text is only whitespace
+	ETooLong      = "too_long"      // more code points than the limit
+	EControlChars = "control_chars" // control characters other than newline and tab
+	EBadSignature = "bad_signature" // missing, malformed or not verifying
+	ERoomClosed   = "room_closed"   // the room expired or was deleted
+	ENotJoined    = "not_joined"    // the user is not (or no longer) in the room
+	ERoomLimit    = "room_limit"    // a user created too many rooms
+)
+
+// Entry types of the history and of the live broadcast.
+const (
+	TypeMessage = "message"
+	TypeJoin    = "join"
+	TypeLeave   = "leave"
+)
+
+// Member events on chat.<room>.members.
+const (
+	EventJoin       = "join"
+	EventLeave      = "leave"
+	EventRoomClosed = "room_closed"
+)
+
+// SignaturePrefix starts every signed message payload; the version lets the
+// format change without old signatures verifying under new rules.
+const SignaturePrefix = "natter/v1"
+
+// SignedPayload is what the sender signs with its nkey: the room and the
+// message id bind the signature to one message in one room.
+func SignedPayload(room, id, text string) []byte {
+	return []byte(SignaturePrefix + "\n" + room + "\n" + id + "\n" + text)
+}
+
+// SendRequest is the payload of chat.<room>.send.<user>.
+type SendRequest struct {
+	ID   string `json:"id"`   // client message id, unique per sender
+	Text string `json:"text"` // the message
+	Sig  string `json:"sig"`  // base64url (no padding) ed25519 signature of SignedPayload
+}
+
+// Member is a user as the room knows it.
+type Member struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Envelope is a stored history entry, also what chat.<room>.msgs carries.
+// Join and leave entries have no id, text or sig.
+type Envelope struct {
+	Room   string    `json:"room"`
+	Seq    uint64    `json:"seq"`
+	ID     string    `json:"id,omitempty"`
+	Type   string    `json:"type"`
+	From   Member    `json:"from"`
+	Text   string    `json:"text,omitempty"`
+	Sig    string    `json:"sig,omitempty"`
+	SentAt time.Time `json:"sent_at"`
+}
+
+// ErrorBody is the error part of a pipeline reply and of an HTTP error.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Ack is the reply to a send.
+type Ack struct {
+	OK     bool       `json:"ok"`
+	Seq    uint64     `json:"seq,omitempty"`
+	SentAt *time.Time `json:"sent_at,omitempty"`
+	Error  *ErrorBody `json:"error,omitempty"`
+}
+
+// HistoryRequest is the payload of chat.<room>.history.<user>.
+type HistoryRequest struct {
+	AfterSeq uint64 `json:"after_seq"`
+	Limit    int    `json:"limit"`
+}
+
+// HistoryReply answers a history request: entries with seq > after_seq in
+// seq order, at most limit of them, and the room's last seq. When the last
+// entry's seq is below last_seq, ask again after it.
+type HistoryReply struct {
+	OK       bool       `json:"ok"`
+	Messages []Envelope `json:"messages"`
+	LastSeq  uint64     `json:"last_seq"`
+	Error    *ErrorBody `json:"error,omitempty"`
+}
+
+// JoinRequest is the payload of chat.<room>.join.<user>.
+type JoinRequest struct {
+	Name string `json:"name"`
+}
+
+// JoinReply answers a join: the name the member got (made unique in the
+// room), who is there, and the room's last seq.
+type JoinReply struct {
+	OK      bool       `json:"ok"`
+	Name    string     `json:"name,omitempty"`
+	Members []Member   `json:"members"`
+	LastSeq uint64     `json:"last_seq"`
+	Error   *ErrorBody `json:"error,omitempty"`
+}
+
+// Reply is the answer to here and leave when they carry a reply subject.
+type Reply struct {
+	OK    bool       `json:"ok"`
+	Error *ErrorBody `json:"error,omitempty"`
+}
+
+// MemberEvent is published on chat.<room>.members.
+type MemberEvent struct {
+	Type   string  `json:"type"` // join, leave, room_closed
+	Room   string  `json:"room"`
+	Member *Member `json:"member,omitempty"`
+	Seq    uint64  `json:"seq,omitempty"` // the history entry of a join or leave
+}
+
+// Room is an open room.
+type Room struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Members   int       `json:"members"`
+}
+
+// Stats summarises the service.
+type Stats struct {
+	OnlineUsers      int `json:"online_users"`
+	Rooms            int `json:"rooms"`
+	MessagesLastHour int `json:"messages_last_hour"`
+}
+
+// MaxMessageIDLen bounds client message ids.
+const MaxMessageIDLen = 64
+
+// ValidMessageID reports whether id is 1–64 of A–Z, a–z, 0–9, '_' and '-'.
+func ValidMessageID(id string) bool {
+	if id == "" || len(id) > MaxMessageIDLen {
+		return false
+	}
+	return strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	}) < 0
+}
+
+// MaxRoomNameLen is the longest room name, in code points.
+const MaxRoomNameLen = 48
