@@ -25,6 +25,14 @@ var statusOf = map[string]int{
 	natter.ETooLarge:        http.StatusRequestEntityTooLarge,
 	natter.EUnsupportedType: http.StatusUnsupportedMediaType,
 	natter.ERateLimited:     http.StatusTooManyRequests,
+	natter.ERoomLimit:       http.StatusTooManyRequests,
+	natter.ERoomClosed:      http.StatusGone,
+	natter.ENotJoined:       http.StatusConflict,
+	natter.EInvalidUTF8:     http.StatusBadRequest,
+	natter.EEmpty:           http.StatusBadRequest,
+	natter.ETooLong:         http.StatusBadRequest,
+	natter.EControlChars:    http.StatusBadRequest,
+	natter.EBadSignature:    http.StatusBadRequest,
 	natter.EInternal:        http.StatusInternalServerError,
 	natter.EUnavailable:     http.StatusServiceUnavailable,
 }
@@ -61,6 +69,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		if status >= 500 {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "code", code, "err", err)
+		}
+		if status == http.StatusUnauthorized {
+			// RFC 9110: a 401 names the scheme that would be accepted.
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="natter"`)
 		}
 		var body errorBody
 		body.Error.Code, body.Error.Message = code, natter.ErrorMessage(err)

@@ -60,6 +60,9 @@ func (s *Server) token(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkRoomsExist(c.Request().Context(), rooms); err != nil {
+		return err
+	}
 	tok, exp, err := s.issue(user, name, rooms)
 	if err != nil {
 		return err
@@ -151,7 +154,13 @@ func quoteShort(s string) string {
 
 // decodeJSON reads exactly one JSON object into v, with nothing unknown and
 // nothing after it, and says precisely what was wrong.
-func decodeJSON(r *http.Request, v any) error {
+func decodeJSON(r *http.Request, v any) error { return decodeBody(r, v, false) }
+
+// decodeOptionalJSON is decodeJSON for a body that may also be empty, which
+// leaves v as it is.
+func decodeOptionalJSON(r *http.Request, v any) error { return decodeBody(r, v, true) }
+
+func decodeBody(r *http.Request, v any, optional bool) error {
 	if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != echo.MIMEApplicationJSON {
 			return natter.Errorf(natter.EUnsupportedType, "Content-Type must be application/json")
@@ -160,6 +169,9 @@ func decodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
+	if optional && err == io.EOF {
+		return nil // nothing but whitespace
+	}
 	if err == nil && dec.More() {
 		err = errors.New("unexpected data after the JSON object")
 	} else if err == nil {

@@ -17,28 +17,49 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/natterchat/natter"
+	"github.com/natterchat/natter/gateway"
+	"github.com/natterchat/natter/gateway/gatewaytest"
 	"github.com/natterchat/natter/tvm"
 )
 
+// fixture is a TVM in front of a real gateway, which keeps its rooms.
 type fixture struct {
 	url     string
 	account string
 	signer  string
+	gw      *gateway.Gateway
 }
 
 func newTVM(t *testing.T, mod func(*tvm.Config)) fixture {
 	t.Helper()
-	acc, _ := nkeys.CreateAccount()
-	sk, _ := nkeys.CreateAccount()
-	accPub, _ := acc.PublicKey()
-	skPub, _ := sk.PublicKey()
-	cfg := tvm.Config{Account: accPub, SigningKey: sk, TokenTTL: time.Hour, WSPort: 8081}
+	return newTVMWith(t, gateway.ChatConfig{}, mod)
+}
+
+// newTVMWith runs a gateway with the chat rules chat and a TVM on it,
+// configured further by mod.
+func newTVMWith(t *testing.T, chat gateway.ChatConfig, mod func(*tvm.Config)) fixture {
+	t.Helper()
+	gcfg := gatewaytest.Config(t.TempDir())
+	gcfg.Chat = chat
+	gw := gatewaytest.RunGatewayWith(t, gcfg)
+	cfg := tvm.Config{Account: gw.Account(), SigningKey: gw.SigningKey(), Rooms: gw, TokenTTL: time.Hour, WSPort: 8081}
 	if mod != nil {
 		mod(&cfg)
 	}
 	srv := httptest.NewServer(tvm.New(cfg).Handler())
 	t.Cleanup(srv.Close)
-	return fixture{url: srv.URL, account: accPub, signer: skPub}
+	signer, _ := gw.SigningKey().PublicKey()
+	return fixture{url: srv.URL, account: gw.Account(), signer: signer, gw: gw}
+}
+
+// mustRoom stores a room with a fixed id straight through the gateway, for
+// tests about tokens rather than about making rooms.
+func (f fixture) mustRoom(t *testing.T, id string) {
+	t.Helper()
+	_, creator := userKey(t)
+	if _, err := f.gw.CreateRoom(t.Context(), id, id, creator); err != nil {
+		t.Fatalf("create room %s: %v", id, err)
+	}
 }
 
 func userKey(t *testing.T) (nkeys.KeyPair, string) {
@@ -68,6 +89,8 @@ func post(t *testing.T, url, contentType, body string) (int, http.Header, []byte
 
 func TestTokenIssuesScopedUserJWT(t *testing.T) {
 	f := newTVM(t, nil)
+	f.mustRoom(t, "lobby")
+	f.mustRoom(t, "neon-k7f3qz2")
 	_, pub := userKey(t)
 	code, _, body := post(t, f.url+"/api/v1/token", "application/json",
 		`{"public_key":"`+pub+`","name":"  Ada  ","rooms":["lobby","neon-k7f3qz2","lobby"]}`)

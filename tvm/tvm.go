@@ -1,6 +1,7 @@
 // Package tvm is natter's token vending machine: an echo HTTP service that
 // turns a browser's own nkey public key into a short-lived NATS user JWT,
-// scoped to the rooms it asked for.
+// scoped to the rooms it asked for, and serves the room API: create, list,
+// look up rooms and read the service's stats.
 package tvm
 
 import (
@@ -29,6 +30,10 @@ type Config struct {
 	SigningKey nkeys.KeyPair
 	TokenTTL   time.Duration
 
+	// Rooms creates, finds and lists rooms; the token endpoint vends tokens
+	// only for rooms it knows. Required.
+	Rooms RoomService
+
 	// Servers are the NATS WebSocket URLs handed to clients. When empty they
 	// are derived from the host the client reached the TVM on and WSPort.
 	Servers []string
@@ -53,15 +58,20 @@ const MaxBodyBytes = 16 << 10
 
 // Server is the TVM's HTTP server.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	echo *echo.Echo
-	http *http.Server
-	ln   net.Listener
+	cfg    Config
+	signer string // public key of cfg.SigningKey: the issuer of every token vended
+	log    *slog.Logger
+	echo   *echo.Echo
+	http   *http.Server
+	ln     net.Listener
 }
 
-// New builds the TVM and its routes.
+// New builds the TVM and its routes. It panics without cfg.Rooms: a TVM
+// that cannot tell which rooms exist must not vend tokens for any.
 func New(cfg Config) *Server {
+	if cfg.Rooms == nil {
+		panic("tvm: Config.Rooms is required")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -69,6 +79,9 @@ func New(cfg Config) *Server {
 		cfg.TokenTTL = time.Hour
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.SigningKey != nil {
+		s.signer, _ = cfg.SigningKey.PublicKey()
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	// The rate limiter keys on the client address; trusting X-Forwarded-For
@@ -87,12 +100,18 @@ func New(cfg Config) *Server {
 	e.GET("/readyz", s.readyz)
 
 	// Middleware per route rather than on a group: an echo group with
-	// middleware answers every unknown method with 404 instead of 405.
+	// middleware answers every unknown method with 404 instead of 405. The
+	// routes share one rate limiter, so an address has one allowance for
+	// the whole API.
 	api := []echo.MiddlewareFunc{limitBody(MaxBodyBytes)}
 	if cfg.Rate > 0 {
 		api = append(api, s.rateLimit())
 	}
 	e.POST("/api/v1/token", s.token, api...)
+	e.POST("/api/v1/rooms", s.createRoom, api...)
+	e.GET("/api/v1/rooms", s.listRooms, api...)
+	e.GET("/api/v1/rooms/:id", s.getRoom, api...)
+	e.GET("/api/v1/stats", s.stats, api...)
 	s.echo = e
 	return s
 }

@@ -50,7 +50,7 @@ func TestNatsCLIRecipes(t *testing.T) {
 	}
 
 	admin := newNatsCLI(t, bin, "--creds", creds, "-s", url)
-	const room = "cli-recipes"
+	room := gatewaytest.NewUser(t).MustNewRooms(t, m.baseURL(), "CLI recipes")[0]
 
 	t.Run("sub", func(t *testing.T) {
 		// nats sub 'chat.<room>.>' --count 1

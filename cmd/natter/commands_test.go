@@ -25,6 +25,8 @@ func TestTokenInspect(t *testing.T) {
 	cfg := testConfig(t)
 	m := runMain(t, cfg)
 	u := gatewaytest.NewUser(t)
+	rooms := u.MustNewRooms(t, m.baseURL(), "Lobby", "Neon")
+	roomA, roomB := rooms[0], rooms[1]
 	tok, err := u.RequestToken(m.baseURL(), "Ada", roomA, roomB)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/natterchat/natter/gateway"
 )
 
 // Config is natter's configuration. Each field has a flag and a NATTER_*
@@ -30,6 +32,16 @@ type Config struct {
 	SigningKey     string
 	Replicas       int
 	LogLevel       string
+
+	// The rules of rooms, messages and presence, for gateway.ChatConfig.
+	RoomIdleTTL     time.Duration
+	RoomMaxTTL      time.Duration
+	RoomsPerHour    int
+	HistoryMax      int
+	MessageMaxChars int
+	PresenceTTL     time.Duration
+	SendRate        float64
+	SendBurst       int
 }
 
 // setting ties one Config field to its flag and environment variable.
@@ -66,6 +78,20 @@ func dur(f func(*Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
+// ttl is dur for a JetStream per-key TTL, which counts whole seconds.
+func ttl(f func(*Config) *time.Duration) func(*Config, string) error {
+	set := dur(f)
+	return func(c *Config, v string) error {
+		if err := set(c, v); err != nil {
+			return err
+		}
+		if *f(c) < time.Second {
+			return errors.New("must be at least 1s")
+		}
+		return nil
+	}
+}
+
 func integer(f func(*Config) *int) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -74,11 +100,39 @@ func integer(f func(*Config) *int) func(*Config, string) error {
 	}
 }
 
+// positive is integer for counts where 0 would mean nothing works.
+func positive(f func(*Config) *int) func(*Config, string) error {
+	set := integer(f)
+	return func(c *Config, v string) error {
+		if err := set(c, v); err != nil {
+			return err
+		}
+		if *f(c) <= 0 {
+			return errors.New("must be positive")
+		}
+		return nil
+	}
+}
+
 func float(f func(*Config) *float64) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.ParseFloat(v, 64)
 		*f(c) = n
 		return err
+	}
+}
+
+// positiveFloat is float for rates where 0 would mean nothing works.
+func positiveFloat(f func(*Config) *float64) func(*Config, string) error {
+	set := float(f)
+	return func(c *Config, v string) error {
+		if err := set(c, v); err != nil {
+			return err
+		}
+		if !(*f(c) > 0) {
+			return errors.New("must be positive")
+		}
+		return nil
 	}
 }
 
@@ -97,6 +151,14 @@ var settings = []setting{
 	{"signing-key", "NATTER_SIGNING_KEY", "", "seed file of the chat account's scoped signing key (external NATS)", str(func(c *Config) *string { return &c.SigningKey })},
 	{"replicas", "NATTER_REPLICAS", "1", "replicas of the JetStream buckets", integer(func(c *Config) *int { return &c.Replicas })},
 	{"log-level", "NATTER_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"room-idle-ttl", "NATTER_ROOM_IDLE_TTL", "5m", "a room with no message and no member present for this long is deleted", ttl(func(c *Config) *time.Duration { return &c.RoomIdleTTL })},
+	{"room-max-ttl", "NATTER_ROOM_MAX_TTL", "12h", "every room is deleted this long after its creation", ttl(func(c *Config) *time.Duration { return &c.RoomMaxTTL })},
+	{"rooms-per-hour", "NATTER_ROOMS_PER_HOUR", "5", "rooms one user may create per hour", positive(func(c *Config) *int { return &c.RoomsPerHour })},
+	{"history-max", "NATTER_HISTORY_MAX", "500", "messages kept per room", positive(func(c *Config) *int { return &c.HistoryMax })},
+	{"message-max-chars", "NATTER_MESSAGE_MAX_CHARS", "1000", "longest message, in Unicode code points", positive(func(c *Config) *int { return &c.MessageMaxChars })},
+	{"presence-ttl", "NATTER_PRESENCE_TTL", "60s", "a member without a heartbeat for this long leaves the room", ttl(func(c *Config) *time.Duration { return &c.PresenceTTL })},
+	{"send-rate", "NATTER_SEND_RATE", "10", "messages per second one user may send in one room", positiveFloat(func(c *Config) *float64 { return &c.SendRate })},
+	{"send-burst", "NATTER_SEND_BURST", "20", "burst of the above", positive(func(c *Config) *int { return &c.SendBurst })},
 }
 
 // LoadConfig builds a Config from defaults, then the dotenv file (if it
@@ -156,4 +218,19 @@ func readDotEnv(path string) (map[string]string, error) {
 		vars[strings.TrimSpace(k)] = v
 	}
 	return vars, sc.Err()
+}
+
+// chatConfig is the gateway's part of c. Zero fields, as in a Config built
+// by hand, take the gateway's defaults.
+func (c Config) chatConfig() gateway.ChatConfig {
+	return gateway.ChatConfig{
+		RoomIdleTTL:     c.RoomIdleTTL,
+		RoomMaxTTL:      c.RoomMaxTTL,
+		RoomsPerHour:    c.RoomsPerHour,
+		HistoryMax:      c.HistoryMax,
+		MessageMaxChars: c.MessageMaxChars,
+		PresenceTTL:     c.PresenceTTL,
+		SendRate:        c.SendRate,
+		SendBurst:       c.SendBurst,
+	}
 }

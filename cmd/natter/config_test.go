@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/natterchat/natter/gateway"
 )
 
 func TestLoadConfigPrecedence(t *testing.T) {
@@ -46,6 +48,37 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if cfg.HTTPAddr != ":8080" || cfg.WSAddr != ":8081" || cfg.NATSAddr != "127.0.0.1:4222" || cfg.DataDir != "./data" || cfg.TokenTTL != time.Hour || cfg.NATSURL != "" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
+	// The chat defaults are the gateway's own, so natter run bare and a
+	// gateway opened with a zero ChatConfig behave alike.
+	want := gateway.DefaultChatConfig
+	want.DedupeWindow = 0 // not configurable
+	if got := cfg.chatConfig(); got != want {
+		t.Fatalf("chat defaults: %+v, want %+v", got, want)
+	}
+}
+
+func TestLoadConfigChat(t *testing.T) {
+	env := map[string]string{
+		"NATTER_ROOM_IDLE_TTL":     "90s",
+		"NATTER_ROOM_MAX_TTL":      "2h",
+		"NATTER_ROOMS_PER_HOUR":    "3",
+		"NATTER_HISTORY_MAX":       "50",
+		"NATTER_MESSAGE_MAX_CHARS": "280",
+		"NATTER_PRESENCE_TTL":      "30s",
+		"NATTER_SEND_RATE":         "2.5",
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	cfg, err := LoadConfig(fs, []string{"-send-burst", "7"}, func(k string) string { return env[k] }, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := gateway.ChatConfig{
+		RoomIdleTTL: 90 * time.Second, RoomMaxTTL: 2 * time.Hour, RoomsPerHour: 3, HistoryMax: 50,
+		MessageMaxChars: 280, PresenceTTL: 30 * time.Second, SendRate: 2.5, SendBurst: 7,
+	}
+	if got := cfg.chatConfig(); got != want {
+		t.Fatalf("chat config: %+v, want %+v", got, want)
+	}
 }
 
 func TestLoadConfigErrors(t *testing.T) {
@@ -60,6 +93,14 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad number", nil, []string{"-replicas", "three"}, ""},
 		{"unknown flag", nil, []string{"-nope"}, ""},
 		{"bad .env line", nil, nil, "NATTER_HTTP_ADDR\n"},
+		{"room ttl under a second", map[string]string{"NATTER_ROOM_IDLE_TTL": "500ms"}, nil, ""},
+		{"presence ttl zero", nil, []string{"-presence-ttl", "0s"}, ""},
+		{"no rooms per hour", map[string]string{"NATTER_ROOMS_PER_HOUR": "0"}, nil, ""},
+		{"negative history", nil, []string{"-history-max", "-1"}, ""},
+		{"message length not a number", map[string]string{"NATTER_MESSAGE_MAX_CHARS": "lots"}, nil, ""},
+		{"send rate zero", map[string]string{"NATTER_SEND_RATE": "0"}, nil, ""},
+		{"send rate not a number", nil, []string{"-send-rate", "NaN"}, ""},
+		{"send burst zero", nil, []string{"-send-burst", "0"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,10 +20,9 @@ import (
 	"github.com/natterchat/natter/gateway/gatewaytest"
 )
 
-const (
-	roomA = "lobby"
-	roomB = "neon-k7f3qz2"
-)
+// otherRoom is a well-formed id of a room the tests' users are not in.
+// Whether it exists does not matter: permissions are about subjects.
+const otherRoom = "neon-k7f3qz2"
 
 // spy subscribes natter's own full-rights connection to subject and collects
 // what arrives, to prove a publish went through or did not.
@@ -64,6 +63,7 @@ func TestTokenAllowsExactlyItsRooms(t *testing.T) {
 	m := runMain(t, testConfig(t))
 	svc := m.Gateway.Conn()
 	u := gatewaytest.NewUser(t)
+	roomA := u.MustNewRooms(t, m.baseURL(), "Lobby")[0]
 	tok := u.MustToken(t, m.baseURL(), roomA)
 	c := u.Connect(t, tok)
 
@@ -114,15 +114,15 @@ func TestTokenAllowsExactlyItsRooms(t *testing.T) {
 	})
 
 	t.Run("request answered in private inbox", func(t *testing.T) {
-		// The gateway answers a history request; the room does not exist,
-		// which it says on the reply subject under the user's own prefix.
+		// The gateway answers a history request on the reply subject under
+		// the user's own prefix.
 		inbox := newSpy(t, svc, tok.InboxPrefix+".>")
 		resp, err := c.Request(natter.UserSubject(roomA, natter.OpHistory, u.ID), []byte(`{}`), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var reply natter.HistoryReply
-		if err := json.Unmarshal(resp.Data, &reply); err != nil || reply.Error == nil || reply.Error.Code != natter.EUnknownRoom {
+		if err := json.Unmarshal(resp.Data, &reply); err != nil || !reply.OK || reply.Error != nil {
 			t.Fatalf("reply %s (%v)", resp.Data, err)
 		}
 		gatewaytest.WaitFor(t, 5*time.Second, func() error {
@@ -145,12 +145,13 @@ func TestTokenRefusesEverythingElse(t *testing.T) {
 	m := runMain(t, testConfig(t))
 	svc := m.Gateway.Conn()
 	u, other := gatewaytest.NewUser(t), gatewaytest.NewUser(t)
+	roomA := u.MustNewRooms(t, m.baseURL(), "Lobby")[0]
 	s := newSpy(t, svc, ">")
 
 	pubs := []struct{ name, subject string }{
-		{"send in another room", natter.UserSubject(roomB, natter.OpSend, u.ID)},
-		{"history of another room", natter.UserSubject(roomB, natter.OpHistory, u.ID)},
-		{"join another room", natter.UserSubject(roomB, natter.OpJoin, u.ID)},
+		{"send in another room", natter.UserSubject(otherRoom, natter.OpSend, u.ID)},
+		{"history of another room", natter.UserSubject(otherRoom, natter.OpHistory, u.ID)},
+		{"join another room", natter.UserSubject(otherRoom, natter.OpJoin, u.ID)},
 		{"forged sender", natter.UserSubject(roomA, natter.OpSend, other.ID)},
 		{"forged typing", natter.UserSubject(roomA, natter.OpTyping, other.ID)},
 		{"forged leave", natter.UserSubject(roomA, natter.OpLeave, other.ID)},
@@ -167,9 +168,9 @@ func TestTokenRefusesEverythingElse(t *testing.T) {
 		{"system", "$SYS.REQ.SERVER.PING"},
 	}
 	subs := []struct{ name, subject string }{
-		{"another room's msgs", natter.RoomSubject(roomB, natter.TopicMsgs)},
-		{"another room's members", natter.RoomSubject(roomB, natter.TopicMembers)},
-		{"another room's typing", natter.TypingSubjects(roomB)},
+		{"another room's msgs", natter.RoomSubject(otherRoom, natter.TopicMsgs)},
+		{"another room's members", natter.RoomSubject(otherRoom, natter.TopicMembers)},
+		{"another room's typing", natter.TypingSubjects(otherRoom)},
 		{"all chat", "chat.>"},
 		{"whole room", natter.RoomWildcard(roomA)},
 		{"room sends", natter.AllUsers(natter.OpSend)},
@@ -221,6 +222,7 @@ func TestTokenRefusesEverythingElse(t *testing.T) {
 func TestNoAnonymousOrPasswordClients(t *testing.T) {
 	m := runMain(t, testConfig(t))
 	u := gatewaytest.NewUser(t)
+	roomA := u.MustNewRooms(t, m.baseURL(), "Lobby")[0]
 	tok := u.MustToken(t, m.baseURL(), roomA)
 	// What a leaked TVM key could try: a user JWT with permissions of its
 	// own, or a bearer token that needs no nonce signature.
@@ -292,6 +294,7 @@ func TestTokenExpiryDisconnectsAndRefreshReconnects(t *testing.T) {
 	cfg.TokenTTL = 2 * time.Second
 	m := runMain(t, cfg)
 	u := gatewaytest.NewUser(t)
+	roomA := u.MustNewRooms(t, m.baseURL(), "Lobby")[0]
 	tok := u.MustToken(t, m.baseURL(), roomA)
 
 	var disconnects, reconnects atomic.Int32
@@ -361,6 +364,7 @@ func TestTokensSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := gatewaytest.NewUser(t)
+	roomA := u.MustNewRooms(t, first.baseURL(), "Lobby")[0]
 	tok := u.MustToken(t, first.baseURL(), roomA)
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
@@ -427,5 +431,45 @@ func TestAllowedOriginsGuardWebSocket(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("origin %s: status %d, want %d", tc.origin, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// TestRoomAPI runs the room API against natter as configured: the chat
+// settings reach the gateway, and a token is vended only for rooms that
+// exist.
+func TestRoomAPI(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.RoomsPerHour, cfg.RoomMaxTTL = 1, 2*time.Hour
+	m := runMain(t, cfg)
+	u := gatewaytest.NewUser(t)
+	tok := u.MustToken(t, m.baseURL())
+	room := u.MustCreateRoom(t, m.baseURL(), tok, "Book Club")
+	if !strings.HasPrefix(room.ID, "book-club-") || room.ExpiresAt.Sub(room.CreatedAt) != 2*time.Hour {
+		t.Fatalf("created %+v, want an id book-club-… expiring after NATTER_ROOM_MAX_TTL", room)
+	}
+
+	_, err := u.CreateRoom(m.baseURL(), tok, "")
+	if e, ok := errors.AsType[*gatewaytest.APIError](err); !ok || e.Status != http.StatusTooManyRequests || e.Code != natter.ERoomLimit {
+		t.Fatalf("second room with NATTER_ROOMS_PER_HOUR=1: %v, want 429 %s", err, natter.ERoomLimit)
+	}
+
+	var list struct{ Rooms []natter.Room }
+	if err := gatewaytest.GetJSON(m.baseURL()+"/api/v1/rooms", &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Rooms) != 1 || list.Rooms[0].ID != room.ID {
+		t.Fatalf("rooms %+v, want just %s", list.Rooms, room.ID)
+	}
+	var stats natter.Stats
+	if err := gatewaytest.GetJSON(m.baseURL()+"/api/v1/stats", &stats); err != nil || stats.Rooms != 1 {
+		t.Fatalf("stats %+v (%v), want 1 room", stats, err)
+	}
+
+	_, err = u.RequestToken(m.baseURL(), "", room.ID, otherRoom)
+	if e, ok := errors.AsType[*gatewaytest.APIError](err); !ok || e.Status != http.StatusNotFound || e.Code != natter.EUnknownRoom || !strings.Contains(e.Message, otherRoom) {
+		t.Fatalf("token for a room that does not exist: %v, want 404 %s naming it", err, natter.EUnknownRoom)
+	}
+	if err := u.Connect(t, u.MustToken(t, m.baseURL(), room.ID)).Flush(); err != nil {
+		t.Fatal(err)
 	}
 }

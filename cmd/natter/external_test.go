@@ -195,8 +195,10 @@ func TestExternalNATS(t *testing.T) {
 		}
 	})
 
-	const room, otherRoom = "lobby", "elsewhere"
+	// otherRoom need not exist: permissions are about subjects.
+	const otherRoom = "elsewhere"
 	alice, bob := gatewaytest.NewUser(t), gatewaytest.NewUser(t)
+	room := alice.MustNewRooms(t, m.baseURL(), "Lobby")[0]
 	aliceTok := alice.MustToken(t, m.baseURL(), room)
 	bobTok := bob.MustToken(t, m.baseURL(), room)
 	if !slices.Equal(aliceTok.Servers, []string{wsURL}) {

@@ -116,6 +116,7 @@ func (m *Main) Run(ctx context.Context) error {
 		CredsFile:      c.NATSCreds,
 		SigningKeyFile: c.SigningKey,
 		Replicas:       c.Replicas,
+		Chat:           c.chatConfig(),
 		Logger:         m.Logger,
 	})
 	if err != nil {
@@ -126,6 +127,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Account:        gw.Account(),
 		SigningKey:     gw.SigningKey(),
 		TokenTTL:       c.TokenTTL,
+		Rooms:          gw,
 		Servers:        c.WSURLs,
 		WSPort:         gw.WebSocketPort(),
 		AllowedOrigins: c.AllowedOrigins,

@@ -60,6 +60,7 @@ func TestProcessStartsAndStopsGracefully(t *testing.T) {
 		}
 	}
 	u := gatewaytest.NewUser(t)
+	roomA := u.MustNewRooms(t, base, "Lobby")[0]
 	tok := u.MustToken(t, base, roomA)
 	u.Connect(t, tok) // a live client that shutdown must drain around
 

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/natterchat/natter"
 	"github.com/natterchat/natter/gateway"
 )
 
@@ -134,10 +135,69 @@ func (u *User) MustToken(tb testing.TB, baseURL string, rooms ...string) *Token 
 	return tok
 }
 
+// CreateRoomRequest is the body of POST /api/v1/rooms.
+type CreateRoomRequest struct {
+	Name string `json:"name,omitempty"`
+}
+
+// CreateRoom asks the TVM at baseURL to create a room named name (an
+// element's name when empty), as the bearer of tok.
+func (u *User) CreateRoom(baseURL string, tok *Token, name string) (natter.Room, error) {
+	body, _ := json.Marshal(CreateRoomRequest{Name: name})
+	var room natter.Room
+	err := DoJSON(http.MethodPost, baseURL+"/api/v1/rooms", tok.JWT, body, &room)
+	return room, err
+}
+
+// MustCreateRoom is CreateRoom that fails the test on error.
+func (u *User) MustCreateRoom(tb testing.TB, baseURL string, tok *Token, name string) natter.Room {
+	tb.Helper()
+	room, err := u.CreateRoom(baseURL, tok, name)
+	if err != nil {
+		tb.Fatalf("create room %q: %v", name, err)
+	}
+	return room
+}
+
+// MustNewRooms creates a room per name the way a browser does before it is
+// in any room: with a token for no room. It returns the rooms' ids, for
+// which u may then ask a token.
+func (u *User) MustNewRooms(tb testing.TB, baseURL string, names ...string) []string {
+	tb.Helper()
+	tok := u.MustToken(tb, baseURL)
+	ids := make([]string, len(names))
+	for i, name := range names {
+		ids[i] = u.MustCreateRoom(tb, baseURL, tok, name).ID
+	}
+	return ids
+}
+
 // PostJSON posts body and decodes a 2xx answer into out; other answers come
 // back as *APIError.
 func PostJSON(url string, body []byte, out any) error {
-	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	return DoJSON(http.MethodPost, url, "", body, out)
+}
+
+// GetJSON gets url and decodes a 2xx answer into out, like PostJSON.
+func GetJSON(url string, out any) error {
+	return DoJSON(http.MethodGet, url, "", nil, out)
+}
+
+// DoJSON sends a request with body (as JSON, when not nil) and, when
+// bearer is set, Authorization: Bearer; a 2xx answer is decoded into out,
+// others come back as *APIError.
+func DoJSON(method, url, bearer string, body []byte, out any) error {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
