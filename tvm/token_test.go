@@ -301,22 +301,31 @@ func TestTokenRateLimitPerAddress(t *testing.T) {
 func TestCORS(t *testing.T) {
 	f := newTVM(t, func(c *tvm.Config) { c.AllowedOrigins = []string{"https://chat.example"} })
 	for _, tc := range []struct {
-		origin, want string
+		name, path, origin, want string
 	}{
-		{"https://chat.example", "https://chat.example"},
-		{"https://evil.example", ""},
+		{"token from the app", "/api/v1/token", "https://chat.example", "https://chat.example"},
+		{"token from elsewhere", "/api/v1/token", "https://evil.example", ""},
+		{"rooms from the app", "/api/v1/rooms", "https://chat.example", "https://chat.example"},
+		{"rooms from elsewhere", "/api/v1/rooms", "https://evil.example", ""},
 	} {
-		req, _ := http.NewRequest(http.MethodOptions, f.url+"/api/v1/token", nil)
-		req.Header.Set("Origin", tc.origin)
-		req.Header.Set("Access-Control-Request-Method", "POST")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.want {
-			t.Errorf("origin %s: Access-Control-Allow-Origin %q, want %q", tc.origin, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodOptions, f.url+tc.path, nil)
+			req.Header.Set("Origin", tc.origin)
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			// Creating a room sends the token in Authorization.
+			req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.want {
+				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, tc.want)
+			}
+			if got := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")); tc.want != "" && !strings.Contains(got, "authorization") {
+				t.Errorf("Access-Control-Allow-Headers %q lacks Authorization", got)
+			}
+		})
 	}
 }
 
