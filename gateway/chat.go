@@ -97,11 +97,18 @@ type chat struct {
 	lastSeq                    map[string]uint64
 	roomLocks                  keyedMutex
 	touched                    sync.Map // room id → time of this process's last touch
+	// maxReply bounds a reply's size: the server does not deliver a message
+	// larger than the user's max payload.
+	maxReply int
 }
 
-func startChat(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg ChatConfig, replicas int, log *slog.Logger) (*chat, error) {
+// replyHeadroom is left below the user's max payload for the headers the
+// server and the micro service add.
+const replyHeadroom = 512
+
+func startChat(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg ChatConfig, replicas, maxPayload int, log *slog.Logger) (*chat, error) {
 	cfg.defaults()
-	c := &chat{cfg: cfg, log: log, nc: nc, js: js, lastSeq: map[string]uint64{}}
+	c := &chat{cfg: cfg, log: log, nc: nc, js: js, lastSeq: map[string]uint64{}, maxReply: maxPayload - replyHeadroom}
 	c.limits.rate, c.limits.burst = cfg.SendRate, cfg.SendBurst
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.provision(ctx, replicas); err != nil {
@@ -110,8 +117,8 @@ func startChat(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg C
 	}
 	var err error
 	// Presence first: a closing room clears its members from it.
-	if c.presenceView, err = watchBucket(ctx, c.presence, nil); err == nil {
-		c.roomView, err = watchBucket(ctx, c.rooms, func(room string) {
+	if c.presenceView, err = watchBucket(ctx, c.ctx, c.presence, nil); err == nil {
+		c.roomView, err = watchBucket(ctx, c.ctx, c.rooms, func(room string) {
 			c.presenceView.removePrefix(room + ".")
 			c.forgetRoom(room)
 		})

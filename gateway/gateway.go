@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nkeys"
 )
 
@@ -80,7 +81,7 @@ func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 		err = g.connectExternal()
 	}
 	if err == nil {
-		g.chat, err = startChat(ctx, g.nc, g.js, cfg.Chat, cfg.Replicas, g.log)
+		g.chat, err = startChat(ctx, g.nc, g.js, cfg.Chat, cfg.Replicas, int(cfg.Limits.MaxPayload), g.log)
 	}
 	if err != nil {
 		g.Close(context.Background())
@@ -304,3 +305,6 @@ func (g *Gateway) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+// ServiceStats are this process's counters of the pipeline service.
+func (g *Gateway) ServiceStats() micro.Stats { return g.chat.svc.Stats() }

@@ -121,7 +121,7 @@ func (c *chat) join(ctx context.Context, room, user string, data []byte) any {
 	if err != nil {
 		return natter.JoinReply{Error: body(err)}
 	}
-	return natter.JoinReply{OK: true, Name: p.Name, Members: c.members(room), LastSeq: last}
+	return natter.JoinReply{OK: true, Name: p.Name, Members: fitMembers(c.members(room), me, c.maxReply), LastSeq: last}
 }
 
 // announce stores a join or leave entry in the history and tells the room.
@@ -178,4 +178,22 @@ func (c *chat) leave(ctx context.Context, room, user string, _ []byte) any {
 		return natter.Reply{Error: body(unavailable("leave", err))}
 	}
 	return natter.Reply{OK: true}
+}
+
+// fitMembers keeps the joiner and as many others as fit in budget bytes;
+// a client learns of the rest from the members events.
+func fitMembers(members []natter.Member, me natter.Member, budget int) []natter.Member {
+	out := []natter.Member{me}
+	size := 256
+	for _, m := range members {
+		if m.ID == me.ID {
+			continue
+		}
+		b, _ := json.Marshal(m)
+		if size += len(b) + 1; size > budget {
+			break
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -40,7 +40,7 @@ func (g *Gateway) CreateRoom(ctx context.Context, id, name, creator string) (nat
 		}
 		return natter.Room{}, unavailable("count rooms created", err)
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	rec := roomRecord{ID: id, Name: name, CreatedAt: now, ExpiresAt: now.Add(c.cfg.RoomMaxTTL), CreatedBy: creator}
 	data, _ := json.Marshal(rec)
 	_, err := c.js.Publish(ctx, kvSubject(natter.BucketRooms, id), data,

@@ -30,10 +30,11 @@ type goneEntry struct {
 // goneFor is how long a removed key's last value is remembered.
 const goneFor = 10 * time.Minute
 
-// watchBucket starts a view of kv. onRemove, if set, runs after a key is
-// removed (deleted, purged or expired).
-func watchBucket(ctx context.Context, kv jetstream.KeyValue, onRemove func(key string)) (*view, error) {
-	w, err := kv.WatchAll(ctx)
+// watchBucket starts a view of kv that lives as long as life and returns
+// once it holds the bucket's current values, or ctx ends. onRemove, if set,
+// runs after a key is removed (deleted, purged or expired).
+func watchBucket(ctx, life context.Context, kv jetstream.KeyValue, onRemove func(key string)) (*view, error) {
+	w, err := kv.WatchAll(life)
 	if err != nil {
 		return nil, fmt.Errorf("watch bucket %s: %w", kv.Bucket(), err)
 	}

@@ -1,0 +1,289 @@
+// Package client is a Go client of natter, doing what the browser app does:
+// it makes its own key pair, gets tokens from the TVM, talks to NATS over
+// WebSocket, signs its messages, and follows rooms in seq order, reading
+// from the history exactly what it missed. Tests and the benchmark use it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"github.com/nats-io/nuid"
+
+	"github.com/natterchat/natter"
+)
+
+// Identity is a user: an nkey pair whose seed never leaves the client.
+type Identity struct {
+	Key nkeys.KeyPair
+	ID  string // the public key
+}
+
+// NewIdentity makes a fresh user key pair.
+func NewIdentity() (*Identity, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, err
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{Key: kp, ID: pub}, nil
+}
+
+// Sign signs a message text for room under id, as the gateway verifies it.
+func (u *Identity) Sign(room, id, text string) (string, error) {
+	sig, err := u.Key.Sign(natter.SignedPayload(room, id, text))
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// Token is the TVM's answer to a token request.
+type Token struct {
+	JWT         string    `json:"jwt"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	User        User      `json:"user"`
+	Servers     []string  `json:"servers"`
+	InboxPrefix string    `json:"inbox_prefix"`
+}
+
+// User is who a token was issued to.
+type User struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// APIError is an error answer of the TVM.
+type APIError struct {
+	Status  int
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// API is the TVM's HTTP API at BaseURL.
+type API struct {
+	BaseURL string
+	HTTP    *http.Client // http.DefaultClient when nil
+}
+
+// Token asks for a token for rooms.
+func (a *API) Token(ctx context.Context, u *Identity, name string, rooms ...string) (*Token, error) {
+	if rooms == nil {
+		rooms = []string{}
+	}
+	req := map[string]any{"public_key": u.ID, "rooms": rooms}
+	if name != "" {
+		req["name"] = name
+	}
+	var tok Token
+	if err := a.do(ctx, http.MethodPost, "/api/v1/token", "", req, &tok); err != nil {
+		return nil, err
+	}
+	return &tok, nil
+}
+
+// CreateRoom creates a room, named after an element when name is empty.
+func (a *API) CreateRoom(ctx context.Context, tok *Token, name string) (natter.Room, error) {
+	req := map[string]string{}
+	if name != "" {
+		req["name"] = name
+	}
+	var room natter.Room
+	err := a.do(ctx, http.MethodPost, "/api/v1/rooms", tok.JWT, req, &room)
+	return room, err
+}
+
+// Rooms lists the open rooms.
+func (a *API) Rooms(ctx context.Context) ([]natter.Room, error) {
+	var resp struct {
+		Rooms []natter.Room `json:"rooms"`
+	}
+	err := a.do(ctx, http.MethodGet, "/api/v1/rooms", "", nil, &resp)
+	return resp.Rooms, err
+}
+
+// Stats reads the service's counters.
+func (a *API) Stats(ctx context.Context) (natter.Stats, error) {
+	var s natter.Stats
+	err := a.do(ctx, http.MethodGet, "/api/v1/stats", "", nil, &s)
+	return s, err
+}
+
+func (a *API) do(ctx context.Context, method, path, bearer string, in, out any) error {
+	var body *bytes.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	} else {
+		body = bytes.NewReader(nil)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.BaseURL, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	hc := a.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error APIError }
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+			return fmt.Errorf("%s %s: status %d with an undecodable body: %w", method, path, resp.StatusCode, err)
+		}
+		e.Error.Status = resp.StatusCode
+		return &e.Error
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Conn is a user's NATS connection over WebSocket.
+type Conn struct {
+	*nats.Conn
+	User *Identity
+
+	mu        sync.Mutex
+	jwt       string
+	reconnect []func()
+}
+
+// Dial connects u over WebSocket with tok and its private inbox prefix.
+// Reconnects use the newest token given to SetToken.
+func Dial(u *Identity, tok *Token, opts ...nats.Option) (*Conn, error) {
+	c := &Conn{User: u, jwt: tok.JWT}
+	opts = append([]nats.Option{
+		nats.UserJWT(
+			func() (string, error) { c.mu.Lock(); defer c.mu.Unlock(); return c.jwt, nil },
+			func(nonce []byte) ([]byte, error) { return u.Key.Sign(nonce) },
+		),
+		nats.CustomInboxPrefix(tok.InboxPrefix),
+		nats.Timeout(5 * time.Second),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.ReconnectJitter(200*time.Millisecond, 200*time.Millisecond),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			c.mu.Lock()
+			hooks := append([]func(){}, c.reconnect...)
+			c.mu.Unlock()
+			for _, h := range hooks {
+				h()
+			}
+		}),
+	}, opts...)
+	nc, err := nats.Connect(strings.Join(tok.Servers, ","), opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.Conn = nc
+	return c, nil
+}
+
+// SetToken makes the next (re)connect use tok.
+func (c *Conn) SetToken(tok *Token) {
+	c.mu.Lock()
+	c.jwt = tok.JWT
+	c.mu.Unlock()
+}
+
+func (c *Conn) onReconnect(f func()) {
+	c.mu.Lock()
+	c.reconnect = append(c.reconnect, f)
+	c.mu.Unlock()
+}
+
+// request sends v to the gateway and decodes its reply into out, which must
+// have an Error field; a refusal comes back as *natter.Error.
+func (c *Conn) request(ctx context.Context, subject string, v any, out any, errOf func() *natter.ErrorBody) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	msg, err := c.RequestWithContext(ctx, subject, data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", subject, err)
+	}
+	if err := json.Unmarshal(msg.Data, out); err != nil {
+		return fmt.Errorf("%s: reply %q: %w", subject, msg.Data, err)
+	}
+	if e := errOf(); e != nil {
+		return &natter.Error{Code: e.Code, Message: e.Message}
+	}
+	return nil
+}
+
+// Join enters room under name; the reply says the name the room gave
+// (made unique), who is there and the last seq.
+func (c *Conn) Join(ctx context.Context, room, name string) (natter.JoinReply, error) {
+	var r natter.JoinReply
+	err := c.request(ctx, natter.UserSubject(room, natter.OpJoin, c.User.ID), natter.JoinRequest{Name: name}, &r, func() *natter.ErrorBody { return r.Error })
+	return r, err
+}
+
+// Here renews the user's presence in room.
+func (c *Conn) Here(ctx context.Context, room string) error {
+	var r natter.Reply
+	return c.request(ctx, natter.UserSubject(room, natter.OpHere, c.User.ID), struct{}{}, &r, func() *natter.ErrorBody { return r.Error })
+}
+
+// Leave leaves room.
+func (c *Conn) Leave(ctx context.Context, room string) error {
+	var r natter.Reply
+	return c.request(ctx, natter.UserSubject(room, natter.OpLeave, c.User.ID), struct{}{}, &r, func() *natter.ErrorBody { return r.Error })
+}
+
+// Send signs and sends text to room with a new message id.
+func (c *Conn) Send(ctx context.Context, room, text string) (natter.Ack, error) {
+	return c.SendID(ctx, room, nuid.Next(), text)
+}
+
+// SendID sends text under the given message id: resending the same id is
+// safe, the gateway answers with the first ack.
+func (c *Conn) SendID(ctx context.Context, room, id, text string) (natter.Ack, error) {
+	sig, err := c.User.Sign(room, id, text)
+	if err != nil {
+		return natter.Ack{}, err
+	}
+	return c.SendRaw(ctx, room, natter.SendRequest{ID: id, Text: text, Sig: sig})
+}
+
+// SendRaw sends a request as given, for tests of what the gateway refuses.
+func (c *Conn) SendRaw(ctx context.Context, room string, req any) (natter.Ack, error) {
+	var a natter.Ack
+	err := c.request(ctx, natter.UserSubject(room, natter.OpSend, c.User.ID), req, &a, func() *natter.ErrorBody { return a.Error })
+	return a, err
+}
+
+// History reads entries of room after afterSeq (at most limit; 0 for the
+// gateway's page size).
+func (c *Conn) History(ctx context.Context, room string, afterSeq uint64, limit int) (natter.HistoryReply, error) {
+	var r natter.HistoryReply
+	err := c.request(ctx, natter.UserSubject(room, natter.OpHistory, c.User.ID), natter.HistoryRequest{AfterSeq: afterSeq, Limit: limit}, &r, func() *natter.ErrorBody { return r.Error })
+	return r, err
+}
