@@ -152,19 +152,38 @@ func ValidUserKey(key string) bool { return nkeys.IsValidPublicUserKey(key) }
 // MaxNameLen is the longest display name, in code points.
 const MaxNameLen = 32
 
-// CleanName trims name and checks it: 1–MaxNameLen code points of valid UTF-8
-// without control characters.
-func CleanName(name string) (string, error) {
+// CleanName trims a display name and checks it: 1–MaxNameLen code points
+// of valid UTF-8 without control characters.
+func CleanName(name string) (string, error) { return cleanLabel(name, "name", MaxNameLen) }
+
+// CleanRoomName trims a room name and checks it like a display name, with
+// up to MaxRoomNameLen code points and no markup.
+func CleanRoomName(name string) (string, error) {
+	name, err := cleanLabel(name, "room name", MaxRoomNameLen)
+	if err == nil && strings.ContainsAny(name, "<>") {
+		// Every client should escape names, but one that forgets must not
+		// find markup in a name that everyone in the room list sees.
+		return "", Errorf(EInvalidName, "room name contains < or >: markup is not allowed")
+	}
+	return name, err
+}
+
+func cleanLabel(name, what string, maxLen int) (string, error) {
 	name = strings.TrimSpace(name)
 	switch {
 	case !utf8.ValidString(name):
-		return "", Errorf(EInvalidName, "name is not valid UTF-8")
+		return "", Errorf(EInvalidName, "%s is not valid UTF-8", what)
 	case name == "":
-		return "", Errorf(EInvalidName, "name is empty")
-	case utf8.RuneCountInString(name) > MaxNameLen:
-		return "", Errorf(EInvalidName, "name is longer than %d characters", MaxNameLen)
+		return "", Errorf(EInvalidName, "%s is empty", what)
+	case utf8.RuneCountInString(name) > maxLen:
+		return "", Errorf(EInvalidName, "%s is longer than %d characters", what, maxLen)
 	case strings.ContainsFunc(name, unicode.IsControl):
-		return "", Errorf(EInvalidName, "name contains control characters")
+		return "", Errorf(EInvalidName, "%s contains control characters", what)
+	case strings.ContainsFunc(name, isBidiControl):
+		// Right-to-left overrides can make a name read as another one.
+		return "", Errorf(EInvalidName, "%s contains bidirectional control characters", what)
 	}
 	return name, nil
 }
+
+func isBidiControl(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }

@@ -54,6 +54,7 @@ func TestCleanName(t *testing.T) {
 		{"control", "a\x00b", "", natter.EInvalidName},
 		{"newline inside", "a\nb", "", natter.EInvalidName},
 		{"invalid utf-8", "a\xffb", "", natter.EInvalidName},
+		{"right-to-left override", "evil\u202Eexe.txt", "", natter.EInvalidName},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,7 +31,11 @@ type collector struct {
 	entries []natter.Envelope
 }
 
-func (c *collector) add(e natter.Envelope) { c.mu.Lock(); c.entries = append(c.entries, e); c.mu.Unlock() }
+func (c *collector) add(e natter.Envelope) {
+	c.mu.Lock()
+	c.entries = append(c.entries, e)
+	c.mu.Unlock()
+}
 
 func (c *collector) get() []natter.Envelope {
 	c.mu.Lock()

@@ -81,6 +81,11 @@ func (c *chat) join(ctx context.Context, room, user string, data []byte) any {
 	if err != nil {
 		return natter.JoinReply{Error: body(err)}
 	}
+	// Joins and leaves are stored in the history too: they share the
+	// sender's rate.
+	if !c.limits.allow(room + "." + user) {
+		return natter.JoinReply{Error: body(natter.Errorf(natter.ERateLimited, "too many requests; slow down"))}
+	}
 	rec, err := c.openRoom(ctx, room)
 	if err != nil {
 		return natter.JoinReply{Error: body(err)}
@@ -171,9 +176,20 @@ func (c *chat) here(ctx context.Context, room, user string, _ []byte) any {
 }
 
 func (c *chat) leave(ctx context.Context, room, user string, _ []byte) any {
+	if !c.limits.allow(room + "." + user) {
+		return natter.Reply{Error: body(natter.Errorf(natter.ERateLimited, "too many requests; slow down"))}
+	}
+	key := presenceKey(room, user)
+	// Only a member can leave: purging an absent key still writes a marker,
+	// and the expiry consumer would store and announce a leave for it.
+	if _, err := c.presence.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+		return natter.Reply{Error: body(natter.Errorf(natter.ENotJoined, "not in room %s", room))}
+	} else if err != nil {
+		return natter.Reply{Error: body(unavailable("read presence", err))}
+	}
 	// A purge whose marker itself expires: nothing stays behind. The
 	// presence expiry consumer announces the leave, as for a timeout.
-	err := c.presence.Purge(ctx, presenceKey(room, user), jetstream.PurgeTTL(time.Minute))
+	err := c.presence.Purge(ctx, key, jetstream.PurgeTTL(time.Minute))
 	if err != nil {
 		return natter.Reply{Error: body(unavailable("leave", err))}
 	}

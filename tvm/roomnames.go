@@ -5,10 +5,6 @@ import (
 	"encoding/base32"
 	mrand "math/rand/v2"
 	"strings"
-	"unicode"
-	"unicode/utf8"
-
-	"github.com/natterchat/natter"
 )
 
 // elements names the rooms nobody named: all 118 elements of the periodic
@@ -31,27 +27,6 @@ var elements = []string{
 // elementName picks a random element for a room without a name. It is a
 // name, not a secret: the id's suffix carries the entropy.
 func elementName() string { return elements[mrand.IntN(len(elements))] }
-
-// cleanRoomName trims name and checks it: 1–natter.MaxRoomNameLen code
-// points of valid UTF-8, no control characters and no markup.
-func cleanRoomName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	switch {
-	case !utf8.ValidString(name):
-		return "", natter.Errorf(natter.EInvalidName, "room name is not valid UTF-8")
-	case name == "":
-		return "", natter.Errorf(natter.EInvalidName, "room name is empty; leave it out to get an element's name")
-	case utf8.RuneCountInString(name) > natter.MaxRoomNameLen:
-		return "", natter.Errorf(natter.EInvalidName, "room name is longer than %d characters", natter.MaxRoomNameLen)
-	case strings.ContainsFunc(name, unicode.IsControl):
-		return "", natter.Errorf(natter.EInvalidName, "room name contains control characters")
-	case strings.ContainsAny(name, "<>"):
-		// Every client should escape names, but one that forgets must not
-		// find markup in a name that everyone in the room list sees.
-		return "", natter.Errorf(natter.EInvalidName, "room name contains < or >: markup is not allowed")
-	}
-	return name, nil
-}
 
 // maxSlugLen bounds the readable part of a room id, so that with the
 // suffix it stays well inside the 64 characters of a room id.

@@ -83,7 +83,7 @@ func TestElements(t *testing.T) {
 			t.Errorf("%s listed twice", e)
 		}
 		seen[e] = true
-		if _, err := cleanRoomName(e); err != nil {
+		if _, err := natter.CleanRoomName(e); err != nil {
 			t.Errorf("%s is not a valid room name: %v", e, err)
 		}
 	}
@@ -129,14 +129,14 @@ func TestCleanRoomName(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := cleanRoomName(tc.in)
+			got, err := natter.CleanRoomName(tc.in)
 			switch {
 			case tc.err == "" && err != nil:
-				t.Fatalf("cleanRoomName(%q): %v", tc.in, err)
+				t.Fatalf("natter.CleanRoomName(%q): %v", tc.in, err)
 			case tc.err != "" && (err == nil || natter.ErrorCode(err) != natter.EInvalidName || !strings.Contains(err.Error(), tc.err)):
-				t.Fatalf("cleanRoomName(%q) = %q, %v; want invalid_name mentioning %q", tc.in, got, err, tc.err)
+				t.Fatalf("natter.CleanRoomName(%q) = %q, %v; want invalid_name mentioning %q", tc.in, got, err, tc.err)
 			case got != tc.want:
-				t.Fatalf("cleanRoomName(%q) = %q, want %q", tc.in, got, tc.want)
+				t.Fatalf("natter.CleanRoomName(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 			if err == nil && (!utf8.ValidString(got) || utf8.RuneCountInString(got) > natter.MaxRoomNameLen) {
 				t.Fatalf("accepted %q", got)

@@ -42,7 +42,7 @@ func (s *Server) createRoom(c echo.Context) error {
 	}
 	name := elementName()
 	if req.Name != "" {
-		if name, err = cleanRoomName(req.Name); err != nil {
+		if name, err = natter.CleanRoomName(req.Name); err != nil {
 			return err
 		}
 	}
