@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"github.com/natterchat/natter"
+	"github.com/natterchat/natter/client"
 	"github.com/natterchat/natter/gateway"
 )
 
@@ -71,58 +71,29 @@ func WaitFor(tb testing.TB, timeout time.Duration, check func() error) {
 
 // User is a chat user as a browser is one: its own nkey pair, whose seed
 // never leaves it.
-type User struct {
-	Key nkeys.KeyPair
-	ID  string // public key
-}
+type User struct{ *client.Identity }
 
 // NewUser makes a user with a fresh key pair.
 func NewUser(tb testing.TB) *User {
 	tb.Helper()
-	kp, err := nkeys.CreateUser()
+	id, err := client.NewIdentity()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	pub, _ := kp.PublicKey()
-	return &User{Key: kp, ID: pub}
+	return &User{id}
 }
 
 // Token is the TVM's answer to a token request.
-type Token struct {
-	JWT       string    `json:"jwt"`
-	ExpiresAt time.Time `json:"expires_at"`
-	User      struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"user"`
-	Servers     []string `json:"servers"`
-	InboxPrefix string   `json:"inbox_prefix"`
-}
+type Token = client.Token
 
 // APIError is an error answer of the TVM.
-type APIError struct {
-	Status  int
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+type APIError = client.APIError
 
-func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
-
-// TokenRequest is the body of POST /api/v1/token.
-type TokenRequest struct {
-	PublicKey string   `json:"public_key"`
-	Name      string   `json:"name,omitempty"`
-	Rooms     []string `json:"rooms"`
-}
+func api(baseURL string) *client.API { return &client.API{BaseURL: baseURL} }
 
 // RequestToken asks the TVM at baseURL for a token for rooms.
 func (u *User) RequestToken(baseURL, name string, rooms ...string) (*Token, error) {
-	body, _ := json.Marshal(TokenRequest{PublicKey: u.ID, Name: name, Rooms: rooms})
-	var tok Token
-	if err := PostJSON(baseURL+"/api/v1/token", body, &tok); err != nil {
-		return nil, err
-	}
-	return &tok, nil
+	return api(baseURL).Token(context.Background(), u.Identity, name, rooms...)
 }
 
 // MustToken is RequestToken that fails the test on error.
@@ -135,18 +106,10 @@ func (u *User) MustToken(tb testing.TB, baseURL string, rooms ...string) *Token 
 	return tok
 }
 
-// CreateRoomRequest is the body of POST /api/v1/rooms.
-type CreateRoomRequest struct {
-	Name string `json:"name,omitempty"`
-}
-
 // CreateRoom asks the TVM at baseURL to create a room named name (an
 // element's name when empty), as the bearer of tok.
 func (u *User) CreateRoom(baseURL string, tok *Token, name string) (natter.Room, error) {
-	body, _ := json.Marshal(CreateRoomRequest{Name: name})
-	var room natter.Room
-	err := DoJSON(http.MethodPost, baseURL+"/api/v1/rooms", tok.JWT, body, &room)
-	return room, err
+	return api(baseURL).CreateRoom(context.Background(), tok, name)
 }
 
 // MustCreateRoom is CreateRoom that fails the test on error.
@@ -216,10 +179,9 @@ func DoJSON(method, url, bearer string, body []byte, out any) error {
 // Conn is a user's NATS connection over WebSocket. It records the server's
 // asynchronous errors, such as permission violations.
 type Conn struct {
-	*nats.Conn
+	*client.Conn
 	mu   sync.Mutex
 	errs []error
-	jwt  string
 }
 
 // Connect connects u over WebSocket with tok, setting its private inbox
@@ -236,33 +198,20 @@ func (u *User) Connect(tb testing.TB, tok *Token, opts ...nats.Option) *Conn {
 
 // Dial is Connect that returns the error.
 func (u *User) Dial(tok *Token, opts ...nats.Option) (*Conn, error) {
-	c := &Conn{jwt: tok.JWT}
+	c := &Conn{}
 	opts = append([]nats.Option{
-		nats.UserJWT(
-			func() (string, error) { c.mu.Lock(); defer c.mu.Unlock(); return c.jwt, nil },
-			func(nonce []byte) ([]byte, error) { return u.Key.Sign(nonce) },
-		),
-		nats.CustomInboxPrefix(tok.InboxPrefix),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.mu.Lock()
 			c.errs = append(c.errs, err)
 			c.mu.Unlock()
 		}),
-		nats.Timeout(5 * time.Second),
 	}, opts...)
-	nc, err := nats.Connect(strings.Join(tok.Servers, ","), opts...)
+	cc, err := client.Dial(u.Identity, tok, opts...)
 	if err != nil {
 		return nil, err
 	}
-	c.Conn = nc
+	c.Conn = cc
 	return c, nil
-}
-
-// SetToken makes the next (re)connect use tok.
-func (c *Conn) SetToken(tok *Token) {
-	c.mu.Lock()
-	c.jwt = tok.JWT
-	c.mu.Unlock()
 }
 
 // Errors returns the asynchronous errors seen so far.
