@@ -42,6 +42,15 @@ func SignedPayload(room, id, text string) []byte {
 	return []byte(SignaturePrefix + "\n" + room + "\n" + id + "\n" + text)
 }
 
+// TokenResponse is the answer of POST /api/v1/token.
+type TokenResponse struct {
+	JWT         string    `json:"jwt"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	User        Member    `json:"user"`
+	Servers     []string  `json:"servers"`
+	InboxPrefix string    `json:"inbox_prefix"`
+}
+
 // SendRequest is the payload of chat.<room>.send.<user>.
 type SendRequest struct {
 	ID   string `json:"id"`   // client message id, unique per sender

@@ -51,19 +51,7 @@ func (u *Identity) Sign(room, id, text string) (string, error) {
 }
 
 // Token is the TVM's answer to a token request.
-type Token struct {
-	JWT         string    `json:"jwt"`
-	ExpiresAt   time.Time `json:"expires_at"`
-	User        User      `json:"user"`
-	Servers     []string  `json:"servers"`
-	InboxPrefix string    `json:"inbox_prefix"`
-}
-
-// User is who a token was issued to.
-type User struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
+type Token = natter.TokenResponse
 
 // APIError is an error answer of the TVM.
 type APIError struct {

@@ -26,21 +26,6 @@ type tokenRequest struct {
 	Rooms     []string `json:"rooms"`
 }
 
-// User is who a token was issued to.
-type User struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
-
-// TokenResponse is the answer of POST /api/v1/token.
-type TokenResponse struct {
-	JWT         string    `json:"jwt"`
-	ExpiresAt   time.Time `json:"expires_at"`
-	User        User      `json:"user"`
-	Servers     []string  `json:"servers"`
-	InboxPrefix string    `json:"inbox_prefix"`
-}
-
 func (s *Server) token(c echo.Context) error {
 	var req tokenRequest
 	if err := decodeJSON(c.Request(), &req); err != nil {
@@ -67,10 +52,10 @@ func (s *Server) token(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, TokenResponse{
+	return c.JSON(http.StatusOK, natter.TokenResponse{
 		JWT:         tok,
 		ExpiresAt:   exp,
-		User:        User{ID: user, Name: name},
+		User:        natter.Member{ID: user, Name: name},
 		Servers:     s.servers(c.Request()),
 		InboxPrefix: natter.InboxPrefix(user),
 	})
