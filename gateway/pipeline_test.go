@@ -422,3 +422,28 @@ func TestHistoryCap(t *testing.T) {
 		t.Fatalf("page after 6 limit 2: %v last %d", got, h.LastSeq)
 	}
 }
+
+func TestStatsCountPeopleRoomsAndMessages(t *testing.T) {
+	s := gatewaytest.RunServer(t, gateway.ChatConfig{})
+	room := s.MustRoom(t, "").ID
+	s.MustRoom(t, "")
+	a := s.MustJoin(t, room, "A")
+	s.MustJoin(t, room, "B")
+	for i := range 3 {
+		if _, err := a.Send(ctx(t), room, fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.SendID(ctx(t), room, "dup", "x")
+	a.SendID(ctx(t), room, "dup", "x") // a resend is not a new message
+	gatewaytest.WaitFor(t, 5*time.Second, func() error {
+		st, err := s.GW.Stats(ctx(t))
+		if err != nil {
+			return err
+		}
+		if want := (natter.Stats{OnlineUsers: 2, Rooms: 2, MessagesLastHour: 4}); st != want {
+			return fmt.Errorf("stats %+v, want %+v", st, want)
+		}
+		return nil
+	})
+}
