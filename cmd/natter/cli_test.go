@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natterchat/natter"
+	"github.com/natterchat/natter/gateway"
 	"github.com/natterchat/natter/gateway/gatewaytest"
 )
 
@@ -98,6 +99,26 @@ func TestNatsCLIRecipes(t *testing.T) {
 			// The bucket name is the first cell of a table row.
 			if !regexp.MustCompile(`(?m)^\S\s+` + regexp.QuoteMeta(b) + `\s`).MatchString(out) {
 				t.Errorf("nats kv ls does not list bucket %q:\n%s", b, out)
+			}
+		}
+	})
+
+	t.Run("micro", func(t *testing.T) {
+		// nats micro ls; nats micro stats natter
+		out, err := admin.run(t, "micro", "ls")
+		if err != nil {
+			t.Fatalf("nats micro ls: %v\n%s", err, out)
+		}
+		if !regexp.MustCompile(`(?m)^\S\s+` + gateway.ServiceName + `\s`).MatchString(out) {
+			t.Errorf("nats micro ls does not list the %s service:\n%s", gateway.ServiceName, out)
+		}
+		out, err = admin.run(t, "micro", "stats", gateway.ServiceName)
+		if err != nil {
+			t.Fatalf("nats micro stats: %v\n%s", err, out)
+		}
+		for _, ep := range []natter.Op{natter.OpSend, natter.OpHistory, natter.OpJoin} {
+			if !strings.Contains(out, string(ep)) {
+				t.Errorf("nats micro stats lacks endpoint %s:\n%s", ep, out)
 			}
 		}
 	})
