@@ -344,3 +344,31 @@ func TestReadyzReportsUnavailable(t *testing.T) {
 		t.Errorf("internal cause leaked: %s", b)
 	}
 }
+
+func TestAppServedOutsideTheAPI(t *testing.T) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("app:" + r.URL.Path)) })
+	f := newTVM(t, func(c *tvm.Config) { c.App = app })
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		body         string
+	}{
+		{http.MethodGet, "/", 200, "app:/"},
+		{http.MethodGet, "/r/neon-k7f3qz2a", 200, "app:/r/neon-k7f3qz2a"},
+		{http.MethodGet, "/api/v1/nope", 404, `"not_found"`},
+		{http.MethodGet, "/api/", 404, `"not_found"`},
+		{http.MethodDelete, "/api/v1/token", 405, `"method_not_allowed"`},
+		{http.MethodGet, "/healthz", 200, `"ok"`},
+	} {
+		req, _ := http.NewRequest(tc.method, f.url+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.body) {
+			t.Errorf("%s %s: %d %s, want %d with %s", tc.method, tc.path, resp.StatusCode, b, tc.status, tc.body)
+		}
+	}
+}

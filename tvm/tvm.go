@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -49,6 +50,9 @@ type Config struct {
 
 	// Ready reports whether NATS and JetStream are usable, for /readyz.
 	Ready func(context.Context) error
+
+	// App, when set, serves the web app on every path outside the API.
+	App http.Handler
 
 	Logger *slog.Logger
 }
@@ -112,6 +116,18 @@ func New(cfg Config) *Server {
 	e.GET("/api/v1/rooms", s.listRooms, api...)
 	e.GET("/api/v1/rooms/:id", s.getRoom, api...)
 	e.GET("/api/v1/stats", s.stats, api...)
+	if cfg.App != nil {
+		serve := echo.WrapHandler(cfg.App)
+		app := func(c echo.Context) error {
+			// Unknown API paths stay JSON errors, whatever serves the rest.
+			if strings.HasPrefix(c.Request().URL.Path, "/api/") {
+				return echo.ErrNotFound
+			}
+			return serve(c)
+		}
+		e.GET("/*", app)
+		e.HEAD("/*", app)
+	}
 	s.echo = e
 	return s
 }

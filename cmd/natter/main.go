@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/natterchat/natter/frontend"
 	"github.com/natterchat/natter/gateway"
 	"github.com/natterchat/natter/tvm"
 )
@@ -134,6 +135,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Rate:           rate.Limit(c.TokenRate),
 		Burst:          c.TokenBurst,
 		Ready:          gw.Ready,
+		App:            frontend.Handler(),
 		Logger:         m.Logger,
 	})
 	if err := m.TVM.Listen(c.HTTPAddr); err != nil {
