@@ -215,7 +215,8 @@ func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
 	// entry is broadcast again; clients drop what they have by seq.
 	c.broadcast(room, env)
 	if !dup {
-		if _, err := c.js.Publish(ctx, subjectMsgLog, nil); err != nil {
+		// Only a counter: not worth a round trip before the ack.
+		if _, err := c.js.PublishAsync(subjectMsgLog, nil); err != nil {
 			c.log.Warn("count message", "err", err)
 		}
 		c.touch(ctx, rec)
