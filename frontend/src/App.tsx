@@ -1,0 +1,121 @@
+import { useCallback, useEffect, useSyncExternalStore } from "react";
+
+import { Header } from "./components/Header";
+import { Lobby } from "./components/Lobby";
+import { RoomClosed, RoomView } from "./components/Room";
+import type { Session } from "./nats";
+import { navigate, roomPath, useRoute } from "./router";
+
+const ROOMS_REFRESH_MS = 4_000;
+
+export function App({ session }: { session: Session }) {
+  const state = useSyncExternalStore(session.subscribe, session.getState);
+  const route = useRoute();
+  const roomId = route.page === "room" ? route.id : null;
+
+  useEffect(() => session.start(), [session]);
+
+  useEffect(() => {
+    if (roomId !== null) session.openRoom(roomId);
+    else session.closeRoom();
+  }, [session, roomId]);
+
+  useEffect(() => {
+    if (roomId !== null) return;
+    void session.refreshRooms();
+    const t = setInterval(() => {
+      if (document.visibilityState === "visible") void session.refreshRooms();
+    }, ROOMS_REFRESH_MS);
+    const onVisible = () => document.visibilityState === "visible" && void session.refreshRooms();
+    document.addEventListener("visibilitychange", onVisible);
+    return () => {
+      clearInterval(t);
+      document.removeEventListener("visibilitychange", onVisible);
+    };
+  }, [session, roomId]);
+
+  const room = state.room;
+  useEffect(() => {
+    document.title = room === null ? "natter" : `${room.name || room.id} · natter`;
+  }, [room?.name, room?.id, room === null]);
+
+  const onRename = useCallback((name: string) => session.rename(name), [session]);
+  const onCreate = useCallback(
+    async (name: string) => {
+      const id = await session.createRoom(name);
+      navigate(roomPath(id));
+    },
+    [session],
+  );
+  const onBack = useCallback(() => navigate("/"), []);
+  const onCopyLink = useCallback(async () => {
+    if (roomId === null) return false;
+    return copyText(window.location.origin + roomPath(roomId));
+  }, [roomId]);
+  const onSend = useCallback((text: string) => session.send(text), [session]);
+  const onTyping = useCallback(() => session.typing(), [session]);
+  const onRetry = useCallback((id: string) => session.retry(id), [session]);
+  const onDismiss = useCallback((id: string) => session.dismiss(id), [session]);
+
+  let body;
+  if (roomId === null || room === null) {
+    body = <Lobby rooms={state.rooms} problem={state.roomsProblem} ready={state.me !== null && state.signInProblem === null} onCreate={onCreate} />;
+  } else if (room.phase === "closed" || room.phase === "unknown") {
+    body = <RoomClosed phase={room.phase} name={room.name} onBack={onBack} />;
+  } else {
+    body = (
+      <RoomView
+        room={room}
+        meId={session.identity.id}
+        myName={state.me?.name ?? ""}
+        onBack={onBack}
+        onCopyLink={onCopyLink}
+        onSend={onSend}
+        onTyping={onTyping}
+        onRetry={onRetry}
+        onDismiss={onDismiss}
+      />
+    );
+  }
+
+  return (
+    <div className={roomId !== null ? "app in-room" : "app"}>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <Header conn={state.conn} name={state.me?.name ?? null} onRename={onRename} />
+      {state.signInProblem !== null && (
+        <p className="banner" role="alert">
+          Cannot sign in yet: {state.signInProblem} Retrying…
+        </p>
+      )}
+      {body}
+      <div className="visually-hidden" data-testid="live-region" aria-live="polite" aria-atomic="true">
+        {room?.announcement.text ?? ""}
+      </div>
+    </div>
+  );
+}
+
+/** copyText puts text on the clipboard, with the older way as a fallback for insecure pages. */
+async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const ta = document.createElement("textarea");
+    ta.value = text;
+    ta.setAttribute("readonly", "");
+    ta.className = "offscreen";
+    document.body.appendChild(ta);
+    ta.select();
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+    ta.remove();
+    return ok;
+  }
+}

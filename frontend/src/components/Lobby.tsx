@@ -1,0 +1,113 @@
+import { useState, type FormEvent } from "react";
+
+import { roomPath, useLinkHandler } from "../router";
+import { MAX_ROOM_NAME_CHARS, type Room } from "../types";
+
+interface LobbyProps {
+  rooms: Room[] | null;
+  problem: string | null;
+  ready: boolean;
+  onCreate: (name: string) => Promise<void>;
+}
+
+export function Lobby({ rooms, problem, ready, onCreate }: LobbyProps) {
+  return (
+    <main className="lobby" id="main">
+      <section className="card create" aria-labelledby="create-title">
+        <h1 id="create-title">Start a room</h1>
+        <p className="muted">Anyone with the link can join. Rooms close by themselves once they go quiet.</p>
+        <CreateRoom ready={ready} onCreate={onCreate} />
+      </section>
+      <section className="card rooms" aria-labelledby="rooms-title">
+        <div className="rooms-head">
+          <h2 id="rooms-title">Open rooms</h2>
+          {rooms !== null && <span className="pill">{rooms.length}</span>}
+        </div>
+        {problem !== null && (
+          <p className="notice notice-warn" role="status">
+            Could not refresh the list: {problem}
+          </p>
+        )}
+        <ul className="room-list" data-testid="room-list" aria-busy={rooms === null}>
+          {(rooms ?? []).map((r) => (
+            <RoomItem key={r.id} room={r} />
+          ))}
+        </ul>
+        {rooms === null && problem === null && <p className="muted empty">Loading rooms…</p>}
+        {rooms !== null && rooms.length === 0 && (
+          <p className="muted empty">No open rooms right now. Start one and share its link.</p>
+        )}
+      </section>
+    </main>
+  );
+}
+
+function RoomItem({ room }: { room: Room }) {
+  const path = roomPath(room.id);
+  const onClick = useLinkHandler(path);
+  const people = room.members === 1 ? "person" : "people";
+  return (
+    <li>
+      <a className="room-item" data-testid="room-item" data-room-id={room.id} href={path} onClick={onClick}>
+        <span className="room-item-name" data-testid="room-name">
+          {room.name}
+        </span>
+        <span className={room.members > 0 ? "room-item-members active" : "room-item-members"}>
+          <span className="presence-dot" aria-hidden="true" />
+          <span data-testid="room-members">{room.members}</span>
+          <span className="room-item-unit"> {people}</span>
+        </span>
+        <span className="room-item-go" aria-hidden="true">
+          →
+        </span>
+      </a>
+    </li>
+  );
+}
+
+function CreateRoom({ ready, onCreate }: { ready: boolean; onCreate: (name: string) => Promise<void> }) {
+  const [name, setName] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await onCreate(name);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form className="create-form" onSubmit={submit}>
+      <label className="visually-hidden" htmlFor="create-room-name">
+        Room name (optional)
+      </label>
+      <input
+        id="create-room-name"
+        className="input"
+        data-testid="create-room-name"
+        placeholder="Name it, or leave empty for an element’s name"
+        value={name}
+        onChange={(e) => setName(e.target.value)}
+        maxLength={MAX_ROOM_NAME_CHARS * 2}
+        autoComplete="off"
+        aria-invalid={error !== null}
+        aria-describedby={error !== null ? "create-error" : undefined}
+      />
+      <button type="submit" className="btn btn-primary" data-testid="create-room-button" disabled={busy || !ready}>
+        {busy ? "Creating…" : "Create room"}
+      </button>
+      {error !== null && (
+        <p className="field-error" id="create-error" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
+  );
+}

@@ -1,0 +1,271 @@
+import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+
+import type { RoomState } from "../nats";
+import { codePoints } from "../text";
+import { MAX_MESSAGE_CHARS, type Member } from "../types";
+import { BackIcon, LinkIcon, MoonIcon, PeopleIcon, SearchIcon } from "./Icons";
+import { MessageList } from "./Messages";
+
+export interface RoomActions {
+  onBack: () => void;
+  onCopyLink: () => Promise<boolean>;
+  onSend: (text: string) => void;
+  onTyping: () => void;
+  onRetry: (id: string) => void;
+  onDismiss: (id: string) => void;
+}
+
+interface RoomProps extends RoomActions {
+  room: RoomState;
+  meId: string;
+  myName: string;
+}
+
+export function RoomView({ room, meId, myName, ...actions }: RoomProps) {
+  const [showMembers, setShowMembers] = useState(false);
+  const loading = room.phase === "loading";
+  return (
+    <main className="room" id="main">
+      <div className="room-bar">
+        <button type="button" className="btn btn-ghost back" data-testid="back-to-rooms" onClick={actions.onBack}>
+          <BackIcon /> Rooms
+        </button>
+        <h1 className="room-title" data-testid="room-title" title={room.id}>
+          {room.name || room.id}
+        </h1>
+        <CopyLink onCopy={actions.onCopyLink} />
+        <button
+          type="button"
+          className="btn btn-ghost members-toggle"
+          aria-expanded={showMembers}
+          aria-controls="members-panel"
+          onClick={() => setShowMembers((s) => !s)}
+        >
+          <PeopleIcon /> {room.members.length}
+          <span className="visually-hidden"> members</span>
+        </button>
+      </div>
+      {loading && room.problem !== null && (
+        <p className="notice notice-warn" role="status">
+          {room.problem} Retrying…
+        </p>
+      )}
+      <div className="room-body">
+        <section className="chat" aria-label="Conversation">
+          <MessageList
+            entries={room.entries}
+            local={room.local}
+            loading={loading}
+            myName={room.myName ?? myName}
+            onRetry={actions.onRetry}
+            onDismiss={actions.onDismiss}
+          />
+          <Typing ids={room.typing} members={room.members} />
+          <Composer
+            roomName={room.name || room.id}
+            disabled={loading}
+            onSend={actions.onSend}
+            onTyping={actions.onTyping}
+          />
+        </section>
+        <aside
+          id="members-panel"
+          className={showMembers ? "members-panel open" : "members-panel"}
+          aria-label="Members"
+        >
+          <h2>
+            In the room <span className="pill">{room.members.length}</span>
+          </h2>
+          <ul className="member-list" data-testid="member-list">
+            {room.members.map((m) => (
+              <li key={m.id} className="member-row">
+                <span className="presence-dot" aria-hidden="true" />
+                <span data-testid="member" className="member-name">
+                  {m.name}
+                </span>
+                {m.id === meId && <span className="you">you</span>}
+              </li>
+            ))}
+          </ul>
+        </aside>
+      </div>
+    </main>
+  );
+}
+
+function CopyLink({ onCopy }: { onCopy: () => Promise<boolean> }) {
+  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
+  useEffect(() => {
+    if (state === "idle") return;
+    const t = setTimeout(() => setState("idle"), 2000);
+    return () => clearTimeout(t);
+  }, [state]);
+  return (
+    <button
+      type="button"
+      className="btn btn-ghost copy"
+      data-testid="copy-link"
+      onClick={async () => setState((await onCopy()) ? "copied" : "failed")}
+    >
+      <LinkIcon />
+      <span aria-live="polite">
+        {state === "copied" ? "Link copied" : state === "failed" ? "Copy failed" : "Copy link"}
+      </span>
+    </button>
+  );
+}
+
+/** typingText says who is typing, by their names in the member list. */
+export function typingText(ids: string[], members: Member[]): string {
+  const names = ids.map((id) => members.find((m) => m.id === id)?.name).filter((n): n is string => n !== undefined);
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return "Several people are typing…";
+}
+
+function Typing({ ids, members }: { ids: string[]; members: Member[] }) {
+  const text = typingText(ids, members);
+  return (
+    <div className="typing" data-testid="typing">
+      {text !== "" && (
+        <>
+          <span className="typing-dots" aria-hidden="true">
+            <span />
+            <span />
+            <span />
+          </span>
+          {text}
+        </>
+      )}
+    </div>
+  );
+}
+
+interface ComposerProps {
+  roomName: string;
+  disabled: boolean;
+  onSend: (text: string) => void;
+  onTyping: () => void;
+}
+
+/** tooLongText is the composer's error for a message over the limit. */
+export function tooLongText(count: number): string {
+  return `Too long: ${count} of ${MAX_MESSAGE_CHARS} characters`;
+}
+
+function Composer({ roomName, disabled, onSend, onTyping }: ComposerProps) {
+  const [text, setText] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const area = useRef<HTMLTextAreaElement>(null);
+  const count = codePoints(text);
+  const left = MAX_MESSAGE_CHARS - count;
+  const over = left < 0;
+  const shownError = over ? tooLongText(count) : error;
+
+  useEffect(() => {
+    // Not on touch screens, where focus would pop up the keyboard over the messages.
+    if (!disabled && window.matchMedia("(pointer: fine)").matches) area.current?.focus();
+  }, [disabled]);
+
+  const send = (e?: FormEvent) => {
+    e?.preventDefault();
+    if (over) {
+      area.current?.focus();
+      return;
+    }
+    const message = text.trim();
+    if (message === "") return;
+    if (disabled) {
+      setError("Still connecting to the room; try again in a moment.");
+      return;
+    }
+    onSend(message);
+    setText("");
+    setError(null);
+    area.current?.focus();
+  };
+
+  const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) {
+      e.preventDefault();
+      send();
+    }
+  };
+
+  return (
+    <form className="composer" onSubmit={send}>
+      <div className={over ? "composer-box over" : "composer-box"}>
+        <textarea
+          ref={area}
+          className="composer-input"
+          data-testid="composer"
+          rows={1}
+          value={text}
+          placeholder={`Message ${roomName}`}
+          aria-label={`Message ${roomName}`}
+          aria-invalid={over}
+          aria-describedby="char-counter composer-hint"
+          onChange={(e) => {
+            setText(e.target.value);
+            setError(null);
+            if (e.target.value.trim() !== "") onTyping();
+          }}
+          onKeyDown={onKeyDown}
+        />
+        {/* Never disabled: a click on an over-long message explains why it was not sent. */}
+        <button type="submit" className={over ? "btn btn-primary send blocked" : "btn btn-primary send"} data-testid="send-button">
+          Send
+        </button>
+      </div>
+      <div className="composer-foot">
+        <span id="composer-hint" className="hint">
+          <kbd>Enter</kbd> to send, <kbd>Shift</kbd>+<kbd>Enter</kbd> for a new line
+        </span>
+        {shownError !== null && (
+          <span className="field-error" data-testid="composer-error" role="alert">
+            {shownError}
+          </span>
+        )}
+        <span
+          id="char-counter"
+          className={over ? "counter over" : left <= 100 ? "counter low" : "counter"}
+          data-testid="char-counter"
+          title="Characters left"
+        >
+          {left}
+        </span>
+      </div>
+    </form>
+  );
+}
+
+interface ClosedProps {
+  phase: "closed" | "unknown";
+  name: string;
+  onBack: () => void;
+}
+
+/** RoomClosed is shown for a room that closed, or a link to a room that is not open. */
+export function RoomClosed({ phase, name, onBack }: ClosedProps) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => heading.current?.focus(), []);
+  return (
+    <main className="closed" id="main" data-testid="room-closed">
+      <div className="card closed-card">
+        <div className="closed-icon">{phase === "closed" ? <MoonIcon size={30} /> : <SearchIcon size={30} />}</div>
+        <h1 ref={heading} tabIndex={-1}>
+          {phase === "closed" ? (name ? `${name} has closed` : "This room has closed") : "Room not found"}
+        </h1>
+        <p className="muted">
+          {phase === "closed"
+            ? "Rooms close once nobody has been in them for a while, and at the latest some hours after they were made. Its messages are gone with it."
+            : "There is no open room at this link. It may have closed, or the link may be incomplete."}
+        </p>
+        <button type="button" className="btn btn-primary" data-testid="back-to-rooms" onClick={onBack}>
+          Back to rooms
+        </button>
+      </div>
+    </main>
+  );
+}

@@ -1,0 +1,868 @@
+// The session: identity, tokens, one NATS connection per open room, and
+// following that room. With api.ts, the only module that reaches the
+// network; components get its state and call its methods.
+import { errors, jwtAuthenticator, wsconnect, type Msg, type NatsConnection } from "@nats-io/nats-core";
+
+import * as api from "./api";
+import { Follower, type HistoryPage } from "./follow";
+import { browserStore, loadIdentity, loadName, saveName, type Identity, type KeyValueStore } from "./identity";
+import { signMessage, verifyMessage } from "./sign";
+import { codePoints, newMessageId } from "./text";
+import { refreshDelay, retryDelay, tokenLifetime } from "./tokens";
+import {
+  MAX_NAME_CHARS,
+  MAX_ROOM_NAME_CHARS,
+  validRoomId,
+  type Ack,
+  type Envelope,
+  type EntryType,
+  type HistoryReply,
+  type JoinReply,
+  type Member,
+  type MemberEvent,
+  type Reply,
+  type Room,
+  type TokenResponse,
+} from "./types";
+
+export type ConnState = "connecting" | "connected" | "reconnecting" | "offline";
+
+/** An entry of the room as the view shows it. */
+export interface ViewEntry {
+  seq: number;
+  type: EntryType;
+  id: string;
+  from: Member;
+  text: string;
+  sentAt: string;
+  own: boolean;
+  /** The signature verified with the sender's key (join and leave: true). */
+  verified: boolean;
+}
+
+/** A message of this user not yet in the room's history: sending, or refused. */
+export interface LocalMessage {
+  id: string;
+  text: string;
+  sig: string;
+  status: "sending" | "failed";
+  error?: string;
+  /** Whether sending it again may work (a timeout, say, not a refusal of the text). */
+  retryable: boolean;
+}
+
+export type RoomPhase = "loading" | "live" | "closed" | "unknown";
+
+export interface RoomState {
+  id: string;
+  /** The room's name; empty until known. */
+  name: string;
+  phase: RoomPhase;
+  /** Why the room is not open yet (a retry is under way), or why it closed. */
+  problem: string | null;
+  /** The name the room gave this user (made unique: "Ada (2)"). */
+  myName: string | null;
+  entries: ViewEntry[];
+  local: LocalMessage[];
+  members: Member[];
+  /** Ids of the members typing now. */
+  typing: string[];
+  /** The last entry to announce to screen readers, numbered so a repeat is announced too. */
+  announcement: { n: number; text: string };
+}
+
+export interface SessionState {
+  me: Member | null;
+  /** Why signing in has not worked yet (it is retried). */
+  signInProblem: string | null;
+  conn: ConnState;
+  rooms: Room[] | null;
+  roomsProblem: string | null;
+  room: RoomState | null;
+}
+
+/** How many entries the view keeps; older ones stay in the room's history. */
+const MAX_VIEW_ENTRIES = 2000;
+const HEARTBEAT_MS = 20_000;
+const TYPING_SEND_MS = 2_000;
+const TYPING_SHOW_MS = 4_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+/** After this long reconnecting, the state shows offline (still retrying). */
+const OFFLINE_AFTER_MS = 8_000;
+
+const encoder = new TextEncoder();
+
+function userSubject(room: string, op: string, user: string): string {
+  return `chat.${room}.${op}.${user}`;
+}
+
+/** Session is one person's natter: who they are, the lobby and the open room. */
+export class Session {
+  private state: SessionState;
+  private readonly listeners = new Set<() => void>();
+  readonly identity: Identity;
+  private readonly store: KeyValueStore | null;
+  private baseToken: { tok: TokenResponse; expiresAt: number } | null = null;
+  private readonly readyPromise: Promise<void>;
+  private resolveReady!: () => void;
+  private room: RoomConnection | null = null;
+  private lobbyConn: ConnState = "connecting";
+  private started = false;
+
+  constructor(store: KeyValueStore | null = browserStore()) {
+    this.store = store;
+    this.identity = loadIdentity(store);
+    const name = loadName(store);
+    this.state = {
+      me: name === null ? null : { id: this.identity.id, name },
+      signInProblem: null,
+      conn: "connecting",
+      rooms: null,
+      roomsProblem: null,
+      room: null,
+    };
+    this.readyPromise = new Promise((resolve) => (this.resolveReady = resolve));
+  }
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  getState = (): SessionState => this.state;
+
+  private set(patch: Partial<SessionState>): void {
+    this.state = { ...this.state, ...patch };
+    this.state.conn = this.room !== null && this.room.active ? this.room.conn : this.lobbyConn;
+    for (const l of this.listeners) l();
+  }
+
+  /** updateRoom changes the open room's state, if conn is still the open room. */
+  updateRoom(conn: RoomConnection, fn: (r: RoomState) => RoomState): void {
+    if (conn !== this.room || this.state.room === null) return;
+    this.set({ room: fn(this.state.room) });
+  }
+
+  /** Called by the open room when its connection state changes. */
+  connChanged(): void {
+    this.set({});
+  }
+
+  private setLobbyConn(c: ConnState): void {
+    this.lobbyConn = typeof navigator !== "undefined" && navigator.onLine === false ? "offline" : c;
+    this.set({});
+  }
+
+  /** start signs in: gets a first token, which names the user when they have no name yet. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    window.addEventListener("online", () => this.setLobbyConn(this.lobbyConn === "offline" ? "connecting" : this.lobbyConn));
+    window.addEventListener("offline", () => this.setLobbyConn("offline"));
+    window.addEventListener("pagehide", () => this.room?.pageHidden());
+    window.addEventListener("pageshow", (e) => {
+      if (e.persisted) this.room?.pageShown();
+    });
+    void this.signIn();
+  }
+
+  private async signIn(): Promise<void> {
+    let name = loadName(this.store);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const tok = await api.token(this.identity.id, name, []);
+        this.acceptBaseToken(tok);
+        this.setLobbyConn("connected");
+        this.set({ signInProblem: null });
+        this.resolveReady();
+        return;
+      } catch (err) {
+        if (err instanceof api.ApiError && err.code === "invalid_name" && name !== null) {
+          name = null; // a name kept from before that is no longer allowed: get a new one
+          continue;
+        }
+        this.setLobbyConn(isNetworkError(err) ? "offline" : "connecting");
+        this.set({ signInProblem: problemText(err) });
+        await sleep(retryDelay(attempt, 0));
+      }
+    }
+  }
+
+  private acceptBaseToken(tok: TokenResponse): void {
+    this.baseToken = { tok, expiresAt: Date.now() + tokenLifetime(tok) };
+    saveName(this.store, tok.user.name);
+    this.set({ me: { id: this.identity.id, name: tok.user.name } });
+  }
+
+  /** The user's display name, once signed in. */
+  private async myName(): Promise<string> {
+    await this.readyPromise;
+    return this.state.me!.name;
+  }
+
+  /** A token to create rooms with: the sign-in token while it has some life left. */
+  private async bearer(): Promise<string> {
+    await this.readyPromise;
+    if (this.baseToken === null || this.baseToken.expiresAt - Date.now() < 3_000) {
+      this.acceptBaseToken(await api.token(this.identity.id, await this.myName(), []));
+    }
+    return this.baseToken!.tok.jwt;
+  }
+
+  /** refreshRooms reads the open rooms for the lobby. */
+  async refreshRooms(): Promise<void> {
+    try {
+      const rooms = await api.listRooms();
+      if (this.started && this.lobbyConn !== "connecting") this.setLobbyConn("connected");
+      this.set({ rooms, roomsProblem: null });
+    } catch (err) {
+      if (isNetworkError(err)) this.setLobbyConn("offline");
+      this.set({ roomsProblem: problemText(err) });
+    }
+  }
+
+  /** createRoom creates a room and returns its id, or throws an Error with a message for people. */
+  async createRoom(name: string): Promise<string> {
+    const trimmed = name.trim();
+    if (codePoints(trimmed) > MAX_ROOM_NAME_CHARS) {
+      throw new Error(`Room names have at most ${MAX_ROOM_NAME_CHARS} characters.`);
+    }
+    if (/[<>]/.test(trimmed)) throw new Error("Room names cannot contain < or >.");
+    try {
+      const room = await api.createRoom(await this.bearer(), trimmed);
+      this.set({ rooms: [room, ...(this.state.rooms ?? []).filter((r) => r.id !== room.id)] });
+      return room.id;
+    } catch (err) {
+      if (err instanceof api.ApiError && err.code === "room_limit") {
+        throw new Error("You have created as many rooms as allowed this hour. Join an open room, or try again later.");
+      }
+      throw new Error(problemText(err));
+    }
+  }
+
+  /** rename changes the display name; in a room it rejoins under the new name. */
+  async rename(name: string): Promise<void> {
+    const trimmed = name.trim();
+    if (trimmed === "") throw new Error("Your name cannot be empty.");
+    if (codePoints(trimmed) > MAX_NAME_CHARS) throw new Error(`Names have at most ${MAX_NAME_CHARS} characters.`);
+    await this.readyPromise;
+    if (trimmed === this.state.me?.name) return;
+    try {
+      this.acceptBaseToken(await api.token(this.identity.id, trimmed, []));
+    } catch (err) {
+      throw new Error(problemText(err));
+    }
+    await this.room?.rename();
+  }
+
+  /** openRoom leaves the open room, if another, and enters room id. */
+  openRoom(id: string, knownName = ""): void {
+    if (this.room !== null && this.room.id === id) return;
+    this.room?.stop(true);
+    const name = knownName || this.state.rooms?.find((r) => r.id === id)?.name || "";
+    const conn = new RoomConnection(this, id);
+    this.room = conn;
+    this.set({ room: emptyRoom(id, name, validRoomId(id) ? "loading" : "unknown") });
+    if (validRoomId(id)) void conn.open();
+  }
+
+  /** closeRoom leaves the open room. */
+  closeRoom(): void {
+    this.room?.stop(true);
+    this.room = null;
+    this.set({ room: null });
+  }
+
+  send(text: string): void {
+    this.room?.send(text);
+  }
+
+  retry(localId: string): void {
+    this.room?.retry(localId);
+  }
+
+  dismiss(localId: string): void {
+    this.room?.dismiss(localId);
+  }
+
+  typing(): void {
+    this.room?.typing();
+  }
+
+  /** For RoomConnection: the user's name and key. */
+  async roomIdentity(): Promise<{ id: string; name: string; identity: Identity }> {
+    return { id: this.identity.id, name: await this.myName(), identity: this.identity };
+  }
+}
+
+function emptyRoom(id: string, name: string, phase: RoomPhase): RoomState {
+  return {
+    id,
+    name,
+    phase,
+    problem: null,
+    myName: null,
+    entries: [],
+    local: [],
+    members: [],
+    typing: [],
+    announcement: { n: 0, text: "" },
+  };
+}
+
+/** Thrown inside RoomConnection when the room is gone: stop trying. */
+class RoomGone extends Error {
+  readonly phase: "closed" | "unknown";
+  constructor(phase: "closed" | "unknown", message: string) {
+    super(message);
+    this.phase = phase;
+  }
+}
+
+/** roomGone turns the error codes that mean "this room is not open" into RoomGone. */
+function roomGone(code: string | undefined, message: string): RoomGone | null {
+  if (code === "room_closed") return new RoomGone("closed", message);
+  if (code === "unknown_room" || code === "invalid_room") return new RoomGone("unknown", message);
+  return null;
+}
+
+/**
+ * RoomConnection is the user in one room: a token for exactly that room, a
+ * NATS connection with it, presence, and the room followed in seq order.
+ */
+class RoomConnection {
+  readonly id: string;
+  private readonly session: Session;
+  private nc: NatsConnection | null = null;
+  private token: TokenResponse | null = null;
+  private stopped = false;
+  private historyLoaded = false;
+  conn: ConnState = "connecting";
+  private readonly follower: Follower;
+  private verifyChain: Promise<void> = Promise.resolve();
+  private me: { id: string; name: string; identity: Identity } | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private offlineTimer: ReturnType<typeof setTimeout> | undefined;
+  private typingTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly typingUntil = new Map<string, number>();
+  private lastTypingSent = 0;
+  private announced = 0;
+
+  constructor(session: Session, id: string) {
+    this.session = session;
+    this.id = id;
+    this.follower = new Follower({
+      transport: { history: (after) => this.history(after) },
+      deliver: (entries) => this.deliver(entries),
+      onError: (err) => this.onBackgroundError(err),
+    });
+  }
+
+  /** Whether this room still owns a connection (not closed, not stopped). */
+  get active(): boolean {
+    return !this.stopped;
+  }
+
+  private update(fn: (r: RoomState) => RoomState): void {
+    this.session.updateRoom(this, fn);
+  }
+
+  private setConn(c: ConnState): void {
+    if (c !== "reconnecting") clearTimeout(this.offlineTimer);
+    if (c === "reconnecting" && this.conn !== "reconnecting") {
+      clearTimeout(this.offlineTimer);
+      this.offlineTimer = setTimeout(() => this.setConn("offline"), OFFLINE_AFTER_MS);
+    }
+    if (c === "reconnecting" && typeof navigator !== "undefined" && navigator.onLine === false) c = "offline";
+    this.conn = c;
+    this.session.connChanged();
+  }
+
+  /** open enters the room: its name, a token for it, a connection, join, history. */
+  async open(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const room = await api.getRoom(this.id);
+        this.update((r) => ({ ...r, name: room.name }));
+        this.me = await this.session.roomIdentity();
+        await this.connect();
+        await this.follower.start();
+        await this.verifyChain; // the history is on screen before the room shows as live
+        if (this.stopped) return;
+        this.historyLoaded = true;
+        this.update((r) => ({ ...r, phase: "live", problem: null }));
+        this.heartbeatTimer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        const gone = asGone(err);
+        if (gone !== null) {
+          this.gone(gone);
+          return;
+        }
+        this.update((r) => ({ ...r, problem: problemText(err) }));
+        this.setConn(isNetworkError(err) ? "offline" : "connecting");
+        this.closeNats();
+        await sleep(retryDelay(attempt, 0));
+      }
+    }
+  }
+
+  /** connect gets a token for the room, connects with it and joins. */
+  private async connect(): Promise<void> {
+    const me = this.me!;
+    this.setToken(await this.fetchToken());
+    const seed = me.identity.seed;
+    const tok = this.token!;
+    const nc = await wsconnect({
+      servers: tok.servers,
+      inboxPrefix: tok.inbox_prefix,
+      // nats.js asks on every (re)connect, synchronously: hand it the newest token.
+      authenticator: jwtAuthenticator(
+        () => this.token!.jwt,
+        () => encoder.encode(seed),
+      ),
+      name: "natter-web",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1_000,
+      reconnectJitter: 1_000,
+      timeout: REQUEST_TIMEOUT_MS,
+      pingInterval: 30_000,
+    });
+    if (this.stopped) {
+      void nc.close();
+      return;
+    }
+    this.nc = nc;
+    nc.subscribe(`chat.${this.id}.msgs`, { callback: (err, m) => void (err === null && this.onEntry(m)) });
+    nc.subscribe(`chat.${this.id}.members`, { callback: (err, m) => void (err === null && this.onMemberEvent(m)) });
+    nc.subscribe(`chat.${this.id}.typing.*`, { callback: (err, m) => void (err === null && this.onTyping(m)) });
+    void this.watch(nc);
+    await nc.flush();
+    this.setConn("connected");
+    await this.join();
+  }
+
+  private async fetchToken(): Promise<TokenResponse> {
+    const me = await this.session.roomIdentity();
+    this.me = me;
+    try {
+      return await api.token(me.id, me.name, [this.id]);
+    } catch (err) {
+      throw asGone(err) ?? err;
+    }
+  }
+
+  /** setToken keeps tok for the next (re)connect and schedules its renewal. */
+  private setToken(tok: TokenResponse): void {
+    this.token = tok;
+    clearTimeout(this.refreshTimer);
+    const life = tokenLifetime(tok);
+    this.scheduleRefresh(refreshDelay(life), Date.now() + life, 0);
+  }
+
+  private scheduleRefresh(delay: number, expiresAt: number, attempt: number): void {
+    this.refreshTimer = setTimeout(async () => {
+      if (this.stopped) return;
+      try {
+        this.setToken(await this.fetchToken());
+      } catch (err) {
+        if (this.stopped) return;
+        if (err instanceof RoomGone) {
+          this.gone(err);
+          return;
+        }
+        this.scheduleRefresh(retryDelay(attempt, expiresAt - Date.now()), expiresAt, attempt + 1);
+      }
+    }, delay);
+  }
+
+  /** watch follows the connection's status, and recovers when nats.js gives up. */
+  private async watch(nc: NatsConnection): Promise<void> {
+    void nc.closed().then(() => {
+      if (this.nc === nc && !this.stopped) void this.recover();
+    });
+    for await (const s of nc.status()) {
+      if (this.nc !== nc || this.stopped) return;
+      switch (s.type) {
+        case "disconnect":
+        case "reconnecting":
+          this.setConn("reconnecting");
+          break;
+        case "reconnect":
+          this.setConn("connected");
+          // Entries broadcast while away are read from the history, and
+          // joining again renews presence and the member list.
+          this.follower.reconnected();
+          void this.join().catch((err) => this.onBackgroundError(err));
+          break;
+      }
+    }
+  }
+
+  /**
+   * recover makes a new connection when the old one closed for good (two
+   * authentication failures in a row, say, after a token could not be
+   * renewed in time), then reads what was missed.
+   */
+  private async recover(): Promise<void> {
+    this.nc = null;
+    this.setConn("reconnecting");
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.connect();
+        this.follower.reconnected();
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        const gone = asGone(err);
+        if (gone !== null) {
+          this.gone(gone);
+          return;
+        }
+        this.closeNats();
+        this.setConn(isNetworkError(err) || attempt > 2 ? "offline" : "reconnecting");
+        await sleep(retryDelay(attempt, 0));
+      }
+    }
+  }
+
+  private closeNats(): void {
+    const nc = this.nc;
+    this.nc = null;
+    if (nc !== null) void nc.close().catch(() => {});
+  }
+
+  /** request sends a JSON request to the gateway and reads its JSON reply. */
+  private async request<T extends { ok: boolean; error?: { code: string; message: string } }>(
+    op: string,
+    body: unknown,
+  ): Promise<T> {
+    const nc = this.nc;
+    if (nc === null || this.me === null) throw new Error("Not connected.");
+    const msg = await nc.request(userSubject(this.id, op, this.me.id), JSON.stringify(body), {
+      timeout: REQUEST_TIMEOUT_MS,
+    });
+    const reply = msg.json<T>();
+    if (!reply.ok) {
+      const e = reply.error ?? { code: "internal", message: "The server refused without saying why." };
+      throw asGone(e) ?? new GatewayError(e.code, e.message);
+    }
+    return reply;
+  }
+
+  private async join(): Promise<void> {
+    const me = await this.session.roomIdentity();
+    this.me = me;
+    const reply = await this.request<JoinReply>("join", { name: me.name });
+    if (this.stopped) return;
+    this.update((r) => ({ ...r, myName: reply.name ?? me.name, members: sortMembers(reply.members ?? []) }));
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.request<Reply>("here", {});
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === "not_joined") {
+        await this.join().catch((e) => this.onBackgroundError(e));
+        return;
+      }
+      this.onBackgroundError(err);
+    }
+  }
+
+  private async history(afterSeq: number): Promise<HistoryPage> {
+    const reply = await this.request<HistoryReply>("history", { after_seq: afterSeq, limit: 500 });
+    const messages = (reply.messages ?? []).filter((e) => isEnvelope(e) && e.room === this.id);
+    return { messages, last_seq: reply.last_seq };
+  }
+
+  private onBackgroundError(err: unknown): void {
+    const gone = asGone(err);
+    if (gone !== null) this.gone(gone);
+  }
+
+  private onEntry(m: Msg): void {
+    let e: unknown;
+    try {
+      e = m.json();
+    } catch {
+      return;
+    }
+    if (isEnvelope(e) && e.room === this.id) this.follower.live(e);
+  }
+
+  private onMemberEvent(m: Msg): void {
+    let ev: MemberEvent;
+    try {
+      ev = m.json<MemberEvent>();
+    } catch {
+      return;
+    }
+    if (ev.room !== this.id) return;
+    const member = ev.member;
+    if (ev.type === "room_closed") {
+      this.gone(new RoomGone("closed", "The room closed."));
+    } else if (ev.type === "join" && member !== undefined && isMember(member)) {
+      this.update((r) => ({ ...r, members: sortMembers([...r.members.filter((x) => x.id !== member.id), member]) }));
+    } else if (ev.type === "leave" && member !== undefined && isMember(member)) {
+      this.typingUntil.delete(member.id);
+      this.update((r) => ({ ...r, members: r.members.filter((x) => x.id !== member.id), typing: this.typingIds() }));
+    }
+  }
+
+  private onTyping(m: Msg): void {
+    const user = m.subject.slice(m.subject.lastIndexOf(".") + 1);
+    if (user === this.me?.id) return;
+    this.typingUntil.set(user, Date.now() + TYPING_SHOW_MS);
+    this.updateTyping();
+  }
+
+  private typingIds(): string[] {
+    const now = Date.now();
+    for (const [id, until] of this.typingUntil) if (until <= now) this.typingUntil.delete(id);
+    return [...this.typingUntil.keys()].sort();
+  }
+
+  private updateTyping(): void {
+    const ids = this.typingIds();
+    this.update((r) => (sameList(r.typing, ids) ? r : { ...r, typing: ids }));
+    clearTimeout(this.typingTimer);
+    if (ids.length > 0 && !this.stopped) {
+      const next = Math.min(...this.typingUntil.values()) - Date.now();
+      this.typingTimer = setTimeout(() => this.updateTyping(), Math.max(50, next));
+    }
+  }
+
+  /** deliver verifies entries (in seq order, as they came) and shows them. */
+  private deliver(entries: Envelope[]): void {
+    const live = this.historyLoaded;
+    this.verifyChain = this.verifyChain.then(async () => {
+      const views = await Promise.all(entries.map((e) => this.view(e)));
+      if (this.stopped) return;
+      for (const v of views) if (v.type === "message") this.typingUntil.delete(v.from.id);
+      const typing = this.typingIds();
+      const arrived = new Set(views.filter((v) => v.own).map((v) => v.id));
+      const announce = live ? views.filter((v) => !v.own) : [];
+      this.update((r) => {
+        let all = r.entries.concat(views);
+        if (all.length > MAX_VIEW_ENTRIES) all = all.slice(all.length - MAX_VIEW_ENTRIES);
+        const last = announce[announce.length - 1];
+        return {
+          ...r,
+          entries: all,
+          local: r.local.filter((l) => !arrived.has(l.id)),
+          typing: sameList(r.typing, typing) ? r.typing : typing,
+          announcement: last === undefined ? r.announcement : { n: ++this.announced, text: announcementText(last) },
+        };
+      });
+    }).catch(() => {});
+  }
+
+  private async view(e: Envelope): Promise<ViewEntry> {
+    const own = e.from.id === this.me?.id;
+    const base = { seq: e.seq, type: e.type, from: e.from, sentAt: e.sent_at, own };
+    if (e.type !== "message") return { ...base, id: "", text: "", verified: true };
+    const text = e.text ?? "";
+    const id = e.id ?? "";
+    const verified = await verifyMessage(e.from.id, this.id, id, text, e.sig ?? "");
+    return { ...base, id, text, verified };
+  }
+
+  send(text: string): void {
+    if (this.me === null || this.stopped) return;
+    const id = newMessageId();
+    const sig = signMessage(this.me.identity.keyPair, this.id, id, text);
+    this.lastTypingSent = 0;
+    this.update((r) => ({ ...r, local: [...r.local, { id, text, sig, status: "sending", retryable: false }] }));
+    void this.transmit(id, text, sig);
+  }
+
+  retry(localId: string): void {
+    let found: LocalMessage | undefined;
+    this.update((r) => ({
+      ...r,
+      local: r.local.map((l) => {
+        if (l.id !== localId) return l;
+        found = l;
+        return { ...l, status: "sending", error: undefined, retryable: false };
+      }),
+    }));
+    // The same id: should the first try have been stored after all, the
+    // gateway answers with its ack and stores nothing twice.
+    if (found !== undefined) void this.transmit(found.id, found.text, found.sig);
+  }
+
+  dismiss(localId: string): void {
+    this.update((r) => ({ ...r, local: r.local.filter((l) => l.id !== localId || l.status !== "failed") }));
+  }
+
+  private async transmit(id: string, text: string, sig: string): Promise<void> {
+    const fail = (error: string, retryable: boolean) =>
+      this.update((r) => ({
+        ...r,
+        local: r.local.map((l) => (l.id === id ? { ...l, status: "failed", error, retryable } : l)),
+      }));
+    try {
+      const ack = await this.request<Ack>("send", { id, text, sig });
+      if (ack.seq !== undefined) this.follower.expect(ack.seq);
+    } catch (err) {
+      if (this.stopped) return;
+      if (err instanceof RoomGone) {
+        fail(err.message, false);
+        this.gone(err);
+      } else if (err instanceof GatewayError) {
+        if (err.code === "not_joined") void this.join().catch((e) => this.onBackgroundError(e));
+        fail(err.message, ["not_joined", "rate_limited", "unavailable"].includes(err.code));
+      } else {
+        fail(problemText(err), true);
+      }
+    }
+  }
+
+  typing(): void {
+    const now = Date.now();
+    if (this.nc === null || this.me === null || now - this.lastTypingSent < TYPING_SEND_MS) return;
+    this.lastTypingSent = now;
+    try {
+      this.nc.publish(userSubject(this.id, "typing", this.me.id), "{}");
+    } catch {
+      // Closed or draining: no hint then.
+    }
+  }
+
+  async rename(): Promise<void> {
+    if (this.stopped || this.nc === null) return;
+    this.setToken(await this.fetchToken());
+    await this.join();
+  }
+
+  /** pageHidden leaves the room when the page goes away (closed, reloaded, or cached). */
+  pageHidden(): void {
+    if (this.nc === null || this.me === null || this.stopped) return;
+    try {
+      this.nc.publish(userSubject(this.id, "leave", this.me.id), "{}");
+      void this.nc.flush().catch(() => {});
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** pageShown rejoins when the page comes back from the back/forward cache. */
+  pageShown(): void {
+    if (this.stopped || this.nc === null) return;
+    void this.join().catch((err) => this.onBackgroundError(err));
+    this.follower.reconnected();
+  }
+
+  private gone(g: RoomGone): void {
+    if (this.stopped) return;
+    this.update((r) => ({
+      ...r,
+      phase: r.phase === "live" || g.phase === "closed" ? "closed" : "unknown",
+      problem: g.message,
+      typing: [],
+    }));
+    this.stop(false);
+  }
+
+  /** stop leaves the room (when leave) and closes the connection. */
+  stop(leave: boolean): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.follower.stop();
+    clearTimeout(this.refreshTimer);
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.offlineTimer);
+    clearTimeout(this.typingTimer);
+    const nc = this.nc;
+    this.nc = null;
+    if (nc !== null) {
+      if (leave && this.me !== null) {
+        try {
+          nc.publish(userSubject(this.id, "leave", this.me.id), "{}");
+        } catch {
+          // Already closed: presence runs out by itself.
+        }
+      }
+      void nc.drain().catch(() => nc.close());
+    }
+    this.session.connChanged();
+  }
+}
+
+/** GatewayError is a refusal by the gateway, with its code and message. */
+class GatewayError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+function asGone(err: unknown): RoomGone | null {
+  if (err instanceof RoomGone) return err;
+  if (err instanceof api.ApiError || err instanceof GatewayError) return roomGone(err.code, err.message);
+  if (typeof err === "object" && err !== null && "code" in err && "message" in err) {
+    const e = err as { code: unknown; message: unknown };
+    if (typeof e.code === "string" && typeof e.message === "string") return roomGone(e.code, e.message);
+  }
+  return null;
+}
+
+function isNetworkError(err: unknown): boolean {
+  return err instanceof api.ApiError && err.status === 0;
+}
+
+/** problemText says what went wrong in words for people. */
+export function problemText(err: unknown): string {
+  if (err instanceof api.ApiError) {
+    if (err.code === "rate_limited") return "Too many requests right now; retrying shortly.";
+    return err.message;
+  }
+  if (err instanceof GatewayError) return err.message;
+  if (err instanceof errors.TimeoutError) return "The server did not answer in time.";
+  if (err instanceof errors.NoRespondersError || (err instanceof Error && err.cause instanceof errors.NoRespondersError)) {
+    return "The chat service is not answering right now.";
+  }
+  if (err instanceof errors.ClosedConnectionError) return "Not connected.";
+  if (err instanceof errors.ConnectionError) return "Cannot connect to the chat server.";
+  if (err instanceof Error && err.message !== "") return err.message;
+  return "Something went wrong.";
+}
+
+function announcementText(v: ViewEntry): string {
+  if (v.type === "join") return `${v.from.name} joined`;
+  if (v.type === "leave") return `${v.from.name} left`;
+  return `${v.from.name}: ${v.text}`;
+}
+
+function isMember(m: unknown): m is Member {
+  return typeof m === "object" && m !== null && typeof (m as Member).id === "string" && typeof (m as Member).name === "string";
+}
+
+function isEnvelope(e: unknown): e is Envelope {
+  if (typeof e !== "object" || e === null) return false;
+  const v = e as Envelope;
+  return (
+    typeof v.room === "string" &&
+    Number.isSafeInteger(v.seq) &&
+    v.seq > 0 &&
+    (v.type === "message" || v.type === "join" || v.type === "leave") &&
+    isMember(v.from) &&
+    typeof v.sent_at === "string"
+  );
+}
+
+function sortMembers(members: Member[]): Member[] {
+  return members.filter(isMember).sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

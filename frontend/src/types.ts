@@ -1,0 +1,92 @@
+// Wire types of the natter protocol (docs/protocol.md).
+
+export interface Member {
+  id: string;
+  name: string;
+}
+
+/** The answer of POST /api/v1/token. */
+export interface TokenResponse {
+  jwt: string;
+  expires_at: string;
+  user: Member;
+  servers: string[];
+  inbox_prefix: string;
+}
+
+/** A room as the room API lists it. */
+export interface Room {
+  id: string;
+  name: string;
+  created_at: string;
+  expires_at: string;
+  members: number;
+}
+
+export type EntryType = "message" | "join" | "leave";
+
+/** A stored history entry, also what chat.<room>.msgs carries. */
+export interface Envelope {
+  room: string;
+  seq: number;
+  id?: string;
+  type: EntryType;
+  from: Member;
+  text?: string;
+  sig?: string;
+  sent_at: string;
+}
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+}
+
+export interface Ack {
+  ok: boolean;
+  seq?: number;
+  sent_at?: string;
+  error?: ErrorBody;
+}
+
+export interface HistoryReply {
+  ok: boolean;
+  messages: Envelope[] | null;
+  last_seq: number;
+  error?: ErrorBody;
+}
+
+export interface JoinReply {
+  ok: boolean;
+  name?: string;
+  members: Member[] | null;
+  last_seq: number;
+  error?: ErrorBody;
+}
+
+export interface Reply {
+  ok: boolean;
+  error?: ErrorBody;
+}
+
+/** An event on chat.<room>.members. */
+export interface MemberEvent {
+  type: "join" | "leave" | "room_closed";
+  room: string;
+  member?: Member;
+  seq?: number;
+}
+
+/** The longest message the gateway accepts by default, in code points. */
+export const MAX_MESSAGE_CHARS = 1000;
+/** The longest display name, in code points. */
+export const MAX_NAME_CHARS = 32;
+/** The longest room name, in code points. */
+export const MAX_ROOM_NAME_CHARS = 48;
+
+const roomIdPattern = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+/** validRoomId reports whether id can be a room id. */
+export function validRoomId(id: string): boolean {
+  return roomIdPattern.test(id);
+}
