@@ -431,7 +431,7 @@ class RoomConnection {
       pingInterval: 30_000,
     });
     if (this.stopped) {
-      void nc.close();
+      void nc.close().catch(() => {});
       return;
     }
     this.nc = nc;
@@ -483,21 +483,25 @@ class RoomConnection {
     void nc.closed().then(() => {
       if (this.nc === nc && !this.stopped) void this.recover();
     });
-    for await (const s of nc.status()) {
-      if (this.nc !== nc || this.stopped) return;
-      switch (s.type) {
-        case "disconnect":
-        case "reconnecting":
-          this.setConn("reconnecting");
-          break;
-        case "reconnect":
-          this.setConn("connected");
-          // Entries broadcast while away are read from the history, and
-          // joining again renews presence and the member list.
-          this.follower.reconnected();
-          void this.join().catch((err) => this.onBackgroundError(err));
-          break;
+    try {
+      for await (const s of nc.status()) {
+        if (this.nc !== nc || this.stopped) return;
+        switch (s.type) {
+          case "disconnect":
+          case "reconnecting":
+            this.setConn("reconnecting");
+            break;
+          case "reconnect":
+            this.setConn("connected");
+            // Entries broadcast while away are read from the history, and
+            // joining again renews presence and the member list.
+            this.follower.reconnected();
+            void this.join().catch((err) => this.onBackgroundError(err));
+            break;
+        }
       }
+    } catch {
+      // The status stream ends with the connection; closed() handles that.
     }
   }
 
@@ -786,7 +790,7 @@ class RoomConnection {
           // Already closed: presence runs out by itself.
         }
       }
-      void nc.drain().catch(() => nc.close());
+      void nc.drain().catch(() => nc.close().catch(() => {}));
     }
     this.session.connChanged();
   }

@@ -186,11 +186,21 @@ function Composer({ roomName, disabled, onSend, onTyping }: ComposerProps) {
     area.current?.focus();
   };
 
+  const sendsOnEnter = (e: KeyboardEvent<HTMLTextAreaElement>) =>
+    e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing;
+
   const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) {
+    if (sendsOnEnter(e)) {
       e.preventDefault();
       send();
     }
+  };
+
+  // Enter's character event can come apart from its keydown (input that
+  // does not come from a keyboard, such as automation); it must not leave
+  // a line break in the emptied composer.
+  const onKeyPress = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (sendsOnEnter(e)) e.preventDefault();
   };
 
   return (
@@ -212,6 +222,7 @@ function Composer({ roomName, disabled, onSend, onTyping }: ComposerProps) {
             if (e.target.value.trim() !== "") onTyping();
           }}
           onKeyDown={onKeyDown}
+          onKeyPress={onKeyPress}
         />
         {/* Never disabled: a click on an over-long message explains why it was not sent. */}
         <button type="submit" className={over ? "btn btn-primary send blocked" : "btn btn-primary send"} data-testid="send-button">
