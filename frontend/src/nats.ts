@@ -46,6 +46,8 @@ export interface LocalMessage {
   text: string;
   sig: string;
   status: "sending" | "failed";
+  /** Sending waits for the connection to come back. */
+  waiting?: boolean;
   error?: string;
   /** Whether sending it again may work (a timeout, say, not a refusal of the text). */
   retryable: boolean;
@@ -348,6 +350,10 @@ class RoomConnection {
   private readonly typingUntil = new Map<string, number>();
   private lastTypingSent = 0;
   private announced = 0;
+  /** Connections made so far: a send that failed across a reconnect is tried again. */
+  private epoch = 0;
+  /** Messages waiting for a connection to be sent. */
+  private readonly unsent = new Map<string, { id: string; text: string; sig: string }>();
 
   constructor(session: Session, id: string) {
     this.session = session;
@@ -369,14 +375,36 @@ class RoomConnection {
   }
 
   private setConn(c: ConnState): void {
-    if (c !== "reconnecting") clearTimeout(this.offlineTimer);
-    if (c === "reconnecting" && this.conn !== "reconnecting") {
+    if (c === "reconnecting") {
+      if (typeof navigator !== "undefined" && navigator.onLine === false) c = "offline";
+      // Offline stays offline through further attempts, until one works.
+      if (this.conn === "offline") c = "offline";
+      if (this.conn === "connected" || this.conn === "connecting") {
+        clearTimeout(this.offlineTimer);
+        this.offlineTimer = setTimeout(() => this.setConn("offline"), OFFLINE_AFTER_MS);
+      }
+    } else if (c !== "offline") {
       clearTimeout(this.offlineTimer);
-      this.offlineTimer = setTimeout(() => this.setConn("offline"), OFFLINE_AFTER_MS);
     }
-    if (c === "reconnecting" && typeof navigator !== "undefined" && navigator.onLine === false) c = "offline";
+    if (c === this.conn) return;
     this.conn = c;
     this.session.connChanged();
+  }
+
+  /** connected counts a connection made or made again. */
+  private connected(): void {
+    this.epoch++;
+    this.setConn("connected");
+  }
+
+  /** sendWaiting sends the messages that waited for a connection. */
+  private sendWaiting(): void {
+    const waiting = [...this.unsent.values()];
+    this.unsent.clear();
+    if (waiting.length > 0) {
+      this.update((r) => ({ ...r, local: r.local.map((l) => (l.waiting ? { ...l, waiting: false } : l)) }));
+    }
+    for (const m of waiting) void this.transmit(m.id, m.text, m.sig);
   }
 
   /** open enters the room: its name, a token for it, a connection, join, history. */
@@ -440,8 +468,9 @@ class RoomConnection {
     nc.subscribe(`chat.${this.id}.typing.*`, { callback: (err, m) => void (err === null && this.onTyping(m)) });
     void this.watch(nc);
     await nc.flush();
-    this.setConn("connected");
+    this.connected();
     await this.join();
+    this.sendWaiting();
   }
 
   private async fetchToken(): Promise<TokenResponse> {
@@ -492,11 +521,13 @@ class RoomConnection {
             this.setConn("reconnecting");
             break;
           case "reconnect":
-            this.setConn("connected");
+            this.connected();
             // Entries broadcast while away are read from the history, and
             // joining again renews presence and the member list.
             this.follower.reconnected();
-            void this.join().catch((err) => this.onBackgroundError(err));
+            void this.join()
+              .catch((err) => this.onBackgroundError(err))
+              .then(() => this.sendWaiting());
             break;
         }
       }
@@ -702,12 +733,13 @@ class RoomConnection {
     this.update((r) => ({ ...r, local: r.local.filter((l) => l.id !== localId || l.status !== "failed") }));
   }
 
-  private async transmit(id: string, text: string, sig: string): Promise<void> {
+  private async transmit(id: string, text: string, sig: string, again = false): Promise<void> {
     const fail = (error: string, retryable: boolean) =>
       this.update((r) => ({
         ...r,
         local: r.local.map((l) => (l.id === id ? { ...l, status: "failed", error, retryable } : l)),
       }));
+    const epoch = this.epoch;
     try {
       const ack = await this.request<Ack>("send", { id, text, sig });
       if (ack.seq !== undefined) this.follower.expect(ack.seq);
@@ -716,9 +748,24 @@ class RoomConnection {
       if (err instanceof RoomGone) {
         fail(err.message, false);
         this.gone(err);
+      } else if (err instanceof GatewayError && err.code === "not_joined" && !again) {
+        // Presence ran out while away: join again, then send once more.
+        try {
+          await this.join();
+          void this.transmit(id, text, sig, true);
+        } catch (e) {
+          this.onBackgroundError(e);
+          fail(err.message, true);
+        }
       } else if (err instanceof GatewayError) {
-        if (err.code === "not_joined") void this.join().catch((e) => this.onBackgroundError(e));
         fail(err.message, ["not_joined", "rate_limited", "unavailable"].includes(err.code));
+      } else if (this.conn !== "connected") {
+        // No connection: send it (with the same id, so never twice) once
+        // there is one again.
+        this.unsent.set(id, { id, text, sig });
+        this.update((r) => ({ ...r, local: r.local.map((l) => (l.id === id ? { ...l, waiting: true } : l)) }));
+      } else if (this.epoch !== epoch && !again) {
+        void this.transmit(id, text, sig, true); // the connection came back meanwhile
       } else {
         fail(problemText(err), true);
       }

@@ -121,7 +121,7 @@ const Pending = memo(function Pending({ m, author, onRetry, onDismiss }: Pending
             {author}
           </span>
           <span data-testid="entry-time" className="status-text">
-            {failed ? "Not sent" : "Sending…"}
+            {failed ? "Not sent" : m.waiting ? "Waiting for the connection…" : "Sending…"}
           </span>
         </div>
         <p data-testid="entry-text" className="text" dir="auto">
