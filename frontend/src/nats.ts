@@ -680,6 +680,9 @@ class RoomConnection {
       const typing = this.typingIds();
       const arrived = new Set(views.filter((v) => v.own).map((v) => v.id));
       const announce = live ? views.filter((v) => !v.own) : [];
+      // A member who took a new name rejoins without an event: their live
+      // messages carry the name they have now.
+      const names = new Map(live ? views.filter((v) => v.type === "message").map((v) => [v.from.id, v.from.name]) : []);
       this.update((r) => {
         let all = r.entries.concat(views);
         if (all.length > MAX_VIEW_ENTRIES) all = all.slice(all.length - MAX_VIEW_ENTRIES);
@@ -689,6 +692,7 @@ class RoomConnection {
           entries: all,
           local: r.local.filter((l) => !arrived.has(l.id)),
           typing: sameList(r.typing, typing) ? r.typing : typing,
+          members: renamed(r.members, names),
           announcement: last === undefined ? r.announcement : { n: ++this.announced, text: announcementText(last) },
         };
       });
@@ -908,6 +912,12 @@ function isEnvelope(e: unknown): e is Envelope {
 
 function sortMembers(members: Member[]): Member[] {
   return members.filter(isMember).sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+}
+
+/** renamed gives members the names in names (by id), keeping the list when nothing changes. */
+function renamed(members: Member[], names: Map<string, string>): Member[] {
+  if (!members.some((m) => names.has(m.id) && names.get(m.id) !== m.name)) return members;
+  return sortMembers(members.map((m) => ({ ...m, name: names.get(m.id) ?? m.name })));
 }
 
 function sameList(a: string[], b: string[]): boolean {
