@@ -12,6 +12,8 @@ const csp = [
   "style-src 'self'",
   "connect-src 'self' ws: wss: http: https:",
   "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'self'",
   "frame-ancestors 'none'",
 ].join("; ");
 

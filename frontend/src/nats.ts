@@ -215,7 +215,7 @@ export class Session {
   async refreshRooms(): Promise<void> {
     try {
       const rooms = await api.listRooms();
-      if (this.started && this.lobbyConn !== "connecting") this.setLobbyConn("connected");
+      if (this.baseToken !== null) this.setLobbyConn("connected");
       this.set({ rooms, roomsProblem: null });
     } catch (err) {
       if (isNetworkError(err)) this.setLobbyConn("offline");

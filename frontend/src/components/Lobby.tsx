@@ -15,7 +15,10 @@ export function Lobby({ rooms, problem, ready, onCreate }: LobbyProps) {
     <main className="lobby" id="main">
       <section className="card create" aria-labelledby="create-title">
         <h1 id="create-title">Start a room</h1>
-        <p className="muted">Anyone with the link can join. Rooms close by themselves once they go quiet.</p>
+        <p className="muted">
+          Anyone with the link can join. Leave the name empty and the room is named after an element. Rooms close by
+          themselves once they go quiet.
+        </p>
         <CreateRoom ready={ready} onCreate={onCreate} />
       </section>
       <section className="card rooms" aria-labelledby="rooms-title">
@@ -86,13 +89,13 @@ function CreateRoom({ ready, onCreate }: { ready: boolean; onCreate: (name: stri
   return (
     <form className="create-form" onSubmit={submit}>
       <label className="visually-hidden" htmlFor="create-room-name">
-        Room name (optional)
+        Room name, optional
       </label>
       <input
         id="create-room-name"
         className="input"
         data-testid="create-room-name"
-        placeholder="Name it, or leave empty for an element’s name"
+        placeholder="Room name (optional)"
         value={name}
         onChange={(e) => setName(e.target.value)}
         maxLength={MAX_ROOM_NAME_CHARS * 2}
