@@ -254,14 +254,16 @@ export class Session {
     } catch (err) {
       throw new Error(problemText(err));
     }
-    await this.room?.rename();
+    // The name is taken; should rejoining the room fail now, the next
+    // join (a heartbeat's, a reconnect's) carries it.
+    await this.room?.rename().catch(() => {});
   }
 
   /** openRoom leaves the open room, if another, and enters room id. */
-  openRoom(id: string, knownName = ""): void {
+  openRoom(id: string): void {
     if (this.room !== null && this.room.id === id) return;
     this.room?.stop(true);
-    const name = knownName || this.state.rooms?.find((r) => r.id === id)?.name || "";
+    const name = this.state.rooms?.find((r) => r.id === id)?.name ?? "";
     const conn = new RoomConnection(this, id);
     this.room = conn;
     this.set({ room: emptyRoom(id, name, validRoomId(id) ? "loading" : "unknown") });
