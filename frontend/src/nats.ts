@@ -165,6 +165,9 @@ export class Session {
     window.addEventListener("pageshow", (e) => {
       if (e.persisted) this.room?.pageShown();
     });
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.room?.pageVisible();
+    });
     void this.signIn();
   }
 
@@ -354,6 +357,8 @@ class RoomConnection {
   private announced = 0;
   /** Connections made so far: a send that failed across a reconnect is tried again. */
   private epoch = 0;
+  /** When the next token renewal is due (timers of hidden pages run late). */
+  private refreshDue = { at: 0, expiresAt: 0, attempt: 0 };
   /** Messages waiting for a connection to be sent. */
   private readonly unsent = new Map<string, { id: string; text: string; sig: string }>();
 
@@ -494,6 +499,7 @@ class RoomConnection {
   }
 
   private scheduleRefresh(delay: number, expiresAt: number, attempt: number): void {
+    this.refreshDue = { at: Date.now() + delay, expiresAt, attempt };
     this.refreshTimer = setTimeout(async () => {
       if (this.stopped) return;
       try {
@@ -804,6 +810,20 @@ class RoomConnection {
     } catch {
       // Already closed.
     }
+  }
+
+  /**
+   * pageVisible catches up with timers a hidden page ran late: a token
+   * renewal that is due, and presence.
+   */
+  pageVisible(): void {
+    if (this.stopped || !this.historyLoaded) return;
+    const due = this.refreshDue;
+    if (Date.now() >= due.at) {
+      clearTimeout(this.refreshTimer);
+      this.scheduleRefresh(0, due.expiresAt, due.attempt);
+    }
+    void this.heartbeat();
   }
 
   /** pageShown rejoins when the page comes back from the back/forward cache. */

@@ -33,9 +33,24 @@ describe("refreshDelay", () => {
 
 describe("tokenLifetime", () => {
   it("comes from the JWT's own iat and exp, whatever the local clock says", () => {
+    // Whole seconds cut down from the moment of issue: up to a second of
+    // the token's life may be gone when it arrives.
     const jwt = jwtWith({ iat: 1_000, exp: 1_005 });
-    expect(tokenLifetime({ jwt, expires_at: "1970-01-01T00:16:45Z" }, 99_999_999_999)).toBe(5_000);
-    expect(tokenLifetime({ jwt: jwtWith({ iat: 1_000, exp: 4_600 }), expires_at: "" })).toBe(3_600_000);
+    expect(tokenLifetime({ jwt, expires_at: "1970-01-01T00:16:45Z" }, 99_999_999_999)).toBe(4_000);
+    expect(tokenLifetime({ jwt: jwtWith({ iat: 1_000, exp: 4_600 }), expires_at: "" })).toBe(3_599_000);
+  });
+
+  it("renews a 5 s token at least a second before it can expire", () => {
+    // Issued at 10.999 s: iat 10, exp 15, so 4.001 s of life remain.
+    const life = tokenLifetime({ jwt: jwtWith({ iat: 10, exp: 15 }), expires_at: "" });
+    expect(4_001 - refreshDelay(life)).toBeGreaterThanOrEqual(1_000);
+    // Issued at 10.0 s: 5 s remain; renewed after 3 s.
+    expect(refreshDelay(life)).toBe(3_000);
+  });
+
+  it("renews a 1 h token after about 48 minutes", () => {
+    const life = tokenLifetime({ jwt: jwtWith({ iat: 0, exp: 3_600 }), expires_at: "" });
+    expect(refreshDelay(life)).toBeCloseTo(0.8 * 3_599_000);
   });
 
   it("falls back on expires_at", () => {

@@ -33,14 +33,16 @@ export function decodeJwtTimes(jwt: string): JwtTimes {
 }
 
 /**
- * tokenLifetime is a token's lifetime in milliseconds. It comes from the
- * JWT's own iat and exp, both on the server's clock, so a client whose
- * clock is off still renews in time; expires_at against the local clock is
- * the fallback.
+ * tokenLifetime is how long a token just received stays valid, in
+ * milliseconds. It comes from the JWT's own iat and exp, both on the
+ * server's clock, so a client whose clock is off still renews in time; as
+ * both are whole seconds, cut down from the moment of issue, a second of
+ * it may already be gone, and is not counted. expires_at against the local
+ * clock is the fallback.
  */
 export function tokenLifetime(tok: Pick<TokenResponse, "jwt" | "expires_at">, now = Date.now()): number {
   const { iat, exp } = decodeJwtTimes(tok.jwt);
-  if (iat !== undefined && exp !== undefined && exp > iat) return (exp - iat) * 1000;
+  if (iat !== undefined && exp !== undefined && exp - iat > 1) return (exp - iat - 1) * 1000;
   const expires = Date.parse(tok.expires_at);
   return Number.isNaN(expires) ? 0 : Math.max(0, expires - now);
 }
