@@ -355,12 +355,14 @@ class RoomConnection {
   private readonly typingUntil = new Map<string, number>();
   private lastTypingSent = 0;
   private announced = 0;
-  /** Connections made so far: a send that failed across a reconnect is tried again. */
+  /** Connections made so far: a send still unanswered across a reconnect goes out again. */
   private epoch = 0;
   /** When the next token renewal is due (timers of hidden pages run late). */
   private refreshDue = { at: 0, expiresAt: 0, attempt: 0 };
-  /** Messages waiting for a connection to be sent. */
-  private readonly unsent = new Map<string, { id: string; text: string; sig: string }>();
+  /** Sends not answered yet, by message id: the latest attempt of each, and the connection it went out on. */
+  private readonly inflight = new Map<string, { id: string; text: string; sig: string; epoch: number; attempt: object }>();
+  /** Ids of sends acknowledged, whose entry has not arrived yet. */
+  private readonly acked = new Set<string>();
 
   constructor(session: Session, id: string) {
     this.session = session;
@@ -404,14 +406,18 @@ class RoomConnection {
     this.setConn("connected");
   }
 
-  /** sendWaiting sends the messages that waited for a connection. */
-  private sendWaiting(): void {
-    const waiting = [...this.unsent.values()];
-    this.unsent.clear();
-    if (waiting.length > 0) {
-      this.update((r) => ({ ...r, local: r.local.map((l) => (l.waiting ? { ...l, waiting: false } : l)) }));
-    }
-    for (const m of waiting) void this.transmit(m.id, m.text, m.sig);
+  /**
+   * resend sends again, with the same ids, what went out on an earlier
+   * connection and was not answered: the request or its reply may have
+   * been lost with that connection. The gateway stores an id once and
+   * answers a repeat with the first ack, so nothing is stored twice.
+   */
+  private resend(): void {
+    const stale = [...this.inflight.values()].filter((f) => f.epoch < this.epoch);
+    if (stale.length === 0) return;
+    const ids = new Set(stale.map((f) => f.id));
+    this.update((r) => ({ ...r, local: r.local.map((l) => (ids.has(l.id) ? { ...l, waiting: false } : l)) }));
+    for (const f of stale) void this.transmit(f.id, f.text, f.sig);
   }
 
   /** open enters the room: its name, a token for it, a connection, join, history. */
@@ -477,7 +483,7 @@ class RoomConnection {
     await nc.flush();
     this.connected();
     await this.join();
-    this.sendWaiting();
+    this.resend();
   }
 
   private async fetchToken(): Promise<TokenResponse> {
@@ -535,7 +541,7 @@ class RoomConnection {
             this.follower.reconnected();
             void this.join()
               .catch((err) => this.onBackgroundError(err))
-              .then(() => this.sendWaiting());
+              .then(() => this.resend());
             break;
         }
       }
@@ -687,6 +693,10 @@ class RoomConnection {
       for (const v of views) if (v.type === "message") this.typingUntil.delete(v.from.id);
       const typing = this.typingIds();
       const arrived = new Set(views.filter((v) => v.own).map((v) => v.id));
+      for (const id of arrived) {
+        this.acked.delete(id);
+        this.inflight.delete(id); // here already: no need to send it again
+      }
       const announce = live ? views.filter((v) => !v.own) : [];
       // A member who took a new name rejoins without an event: their live
       // messages carry the name they have now.
@@ -742,21 +752,29 @@ class RoomConnection {
   }
 
   dismiss(localId: string): void {
+    this.inflight.delete(localId);
     this.update((r) => ({ ...r, local: r.local.filter((l) => l.id !== localId || l.status !== "failed") }));
   }
 
   private async transmit(id: string, text: string, sig: string, again = false): Promise<void> {
-    const fail = (error: string, retryable: boolean) =>
+    const attempt = {};
+    this.inflight.set(id, { id, text, sig, epoch: this.epoch, attempt });
+    const fail = (error: string, retryable: boolean) => {
+      this.inflight.delete(id);
       this.update((r) => ({
         ...r,
         local: r.local.map((l) => (l.id === id ? { ...l, status: "failed", error, retryable } : l)),
       }));
-    const epoch = this.epoch;
+    };
     try {
       const ack = await this.request<Ack>("send", { id, text, sig });
+      // Whichever attempt is answered first: the message is stored.
+      this.inflight.delete(id);
+      if (this.isLocal(id)) this.acked.add(id);
       if (ack.seq !== undefined) this.follower.expect(ack.seq);
     } catch (err) {
-      if (this.stopped) return;
+      // A later attempt took over, or another one was acknowledged.
+      if (this.stopped || this.inflight.get(id)?.attempt !== attempt || this.acked.has(id)) return;
       if (err instanceof RoomGone) {
         fail(err.message, false);
         this.gone(err);
@@ -772,16 +790,18 @@ class RoomConnection {
       } else if (err instanceof GatewayError) {
         fail(err.message, ["not_joined", "rate_limited", "unavailable"].includes(err.code));
       } else if (this.conn !== "connected") {
-        // No connection: send it (with the same id, so never twice) once
-        // there is one again.
-        this.unsent.set(id, { id, text, sig });
+        // No connection: it stays in flight and goes out again (with the
+        // same id, so never twice) once there is one.
         this.update((r) => ({ ...r, local: r.local.map((l) => (l.id === id ? { ...l, waiting: true } : l)) }));
-      } else if (this.epoch !== epoch && !again) {
-        void this.transmit(id, text, sig, true); // the connection came back meanwhile
       } else {
         fail(problemText(err), true);
       }
     }
+  }
+
+  /** isLocal reports whether message id is still shown as this user's, not yet in the history. */
+  private isLocal(id: string): boolean {
+    return this.session.getState().room?.local.some((l) => l.id === id) ?? false;
   }
 
   typing(): void {
