@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,10 +31,11 @@ type Config struct {
 	DataDir string
 
 	// Embedded server.
-	ClientAddr     string   // host:port of the NATS client listener (keep it on loopback)
-	WSAddr         string   // host:port of the WebSocket listener browsers use
-	AllowedOrigins []string // WebSocket origins allowed; empty allows any
-	StoreDir       string   // JetStream store; defaults to DataDir
+	ClientAddr     string      // host:port of the NATS client listener (keep it on loopback)
+	WSAddr         string      // host:port of the WebSocket listener browsers use
+	AllowedOrigins []string    // WebSocket origins allowed; empty allows any
+	TLS            *tls.Config // serve the WebSocket listener over TLS (wss); nil: plain ws
+	StoreDir       string      // JetStream store; defaults to DataDir
 
 	// External cluster.
 	URL            string
@@ -163,7 +165,8 @@ func embeddedOptions(cfg Config, keys *Keys, claims *Claims) (*server.Options, e
 		Websocket: server.WebsocketOpts{
 			Host:           wsHost,
 			Port:           wsPort,
-			NoTLS:          true, // TLS belongs to the reverse proxy in front
+			NoTLS:          cfg.TLS == nil, // without a certificate, TLS belongs to a reverse proxy in front
+			TLSConfig:      cfg.TLS,
 			AllowedOrigins: cfg.AllowedOrigins,
 			Compression:    true,
 		},

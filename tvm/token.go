@@ -92,7 +92,11 @@ func (s *Server) servers(r *http.Request) []string {
 	if host == "" {
 		host = "localhost"
 	}
-	return []string{"ws://" + net.JoinHostPort(host, strconv.Itoa(s.cfg.WSPort))}
+	scheme := "ws://"
+	if s.cfg.WSTLS {
+		scheme = "wss://"
+	}
+	return []string{scheme + net.JoinHostPort(host, strconv.Itoa(s.cfg.WSPort))}
 }
 
 func checkUserKey(key string) (string, error) {

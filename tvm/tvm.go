@@ -39,6 +39,7 @@ type Config struct {
 	// are derived from the host the client reached the TVM on and WSPort.
 	Servers []string
 	WSPort  int
+	WSTLS   bool // the WebSocket listener serves TLS: derived URLs are wss://
 
 	// AllowedOrigins, when set, turns on CORS for those origins so the web app
 	// can be hosted apart from the TVM.
@@ -142,6 +143,13 @@ func (s *Server) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", addr, err)
 	}
+	s.ListenOn(ln)
+	return nil
+}
+
+// ListenOn is Listen on a listener bound by the caller, such as one wrapped
+// in TLS.
+func (s *Server) ListenOn(ln net.Listener) {
 	s.ln = ln
 	s.http = &http.Server{
 		Handler:           s.echo,
@@ -150,7 +158,6 @@ func (s *Server) Listen(addr string) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	return nil
 }
 
 // Addr is the bound address after Listen.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -24,7 +25,10 @@ type Config struct {
 	DataDir        string
 	TokenTTL       time.Duration
 	AllowedOrigins []string
+	PublicURL      string
 	WSURLs         []string
+	TLSCert        string
+	TLSKey         string
 	TokenRate      float64
 	TokenBurst     int
 	NATSURL        string
@@ -63,6 +67,26 @@ func list(f func(*Config) *[]string) func(*Config, string) error {
 			}
 		}
 		*f(c) = out
+		return nil
+	}
+}
+
+// origin is str for a web origin: an absolute http or https URL with a host
+// and no path, stored without a trailing slash.
+func origin(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		*f(c) = ""
+		if v == "" {
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil {
+			return err
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return errors.New("want an origin such as https://chat.example.com: http or https, a host, an optional port, no path")
+		}
+		*f(c) = u.Scheme + "://" + u.Host
 		return nil
 	}
 }
@@ -142,8 +166,11 @@ var settings = []setting{
 	{"nats-addr", "NATTER_NATS_ADDR", "127.0.0.1:4222", "NATS client listen address for operators and the nats CLI (embedded NATS)", str(func(c *Config) *string { return &c.NATSAddr })},
 	{"data-dir", "NATTER_DATA_DIR", "./data", "directory for keys and JetStream storage", str(func(c *Config) *string { return &c.DataDir })},
 	{"token-ttl", "NATTER_TOKEN_TTL", "1h", "lifetime of vended user JWTs", dur(func(c *Config) *time.Duration { return &c.TokenTTL })},
-	{"allowed-origins", "NATTER_ALLOWED_ORIGINS", "", "comma-separated web origins allowed for CORS and WebSocket; empty allows any WebSocket origin and no CORS", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
-	{"ws-urls", "NATTER_WS_URLS", "", "comma-separated WebSocket URLs handed to clients; empty derives ws://<host the client used>:<ws port>", list(func(c *Config) *[]string { return &c.WSURLs })},
+	{"allowed-origins", "NATTER_ALLOWED_ORIGINS", "", "comma-separated web origins allowed for CORS and WebSocket; empty allows WebSockets only from natter's own HTTP origin (and -public-url) and no CORS", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
+	{"public-url", "NATTER_PUBLIC_URL", "", "the origin browsers load the app from when natter is behind a proxy (e.g. https://chat.example.com); always allowed to open WebSockets", origin(func(c *Config) *string { return &c.PublicURL })},
+	{"ws-urls", "NATTER_WS_URLS", "", "comma-separated WebSocket URLs handed to clients; empty derives ws://<host the client used>:<ws port> (wss:// with TLS)", list(func(c *Config) *[]string { return &c.WSURLs })},
+	{"tls-cert", "NATTER_TLS_CERT", "", "PEM certificate (chain) file: with -tls-key, serve HTTPS and WSS", str(func(c *Config) *string { return &c.TLSCert })},
+	{"tls-key", "NATTER_TLS_KEY", "", "PEM private key file of -tls-cert", str(func(c *Config) *string { return &c.TLSKey })},
 	{"token-rate", "NATTER_TOKEN_RATE", "2", "API requests per second allowed per client address (0 turns the limit off)", float(func(c *Config) *float64 { return &c.TokenRate })},
 	{"token-burst", "NATTER_TOKEN_BURST", "20", "API request burst allowed per client address", integer(func(c *Config) *int { return &c.TokenBurst })},
 	{"nats-url", "NATTER_NATS_URL", "", "comma-separated URLs of an external NATS; empty runs the embedded server", str(func(c *Config) *string { return &c.NATSURL })},

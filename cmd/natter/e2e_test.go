@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -405,33 +406,67 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 }
 
-// TestAllowedOriginsGuardWebSocket: with NATTER_ALLOWED_ORIGINS set, the NATS
-// WebSocket listener refuses a handshake from any other origin.
+// TestAllowedOriginsGuardWebSocket: the NATS WebSocket listener refuses (403)
+// a browser's handshake from an origin that is not allowed. By default only
+// natter's own HTTP origin (and NATTER_PUBLIC_URL) is allowed; with
+// NATTER_ALLOWED_ORIGINS set, exactly those (and NATTER_PUBLIC_URL). A
+// handshake without an Origin, which only a non-browser client makes, is
+// accepted: such a client could claim any origin anyway.
 func TestAllowedOriginsGuardWebSocket(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.AllowedOrigins = []string{"https://chat.example"}
-	m := runMain(t, cfg)
-	wsURL := fmt.Sprintf("http://127.0.0.1:%d/", m.Gateway.WebSocketPort())
-	for _, tc := range []struct {
-		origin string
-		want   int
-	}{
-		{"https://chat.example", http.StatusSwitchingProtocols},
-		{"https://evil.example", http.StatusForbidden},
-	} {
-		req, _ := http.NewRequest(http.MethodGet, wsURL, nil)
+	t.Run("default: the HTTP origin", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.PublicURL = "https://chat.example"
+		m := runMain(t, cfg)
+		httpPort := m.HTTPAddr().(*net.TCPAddr).Port
+		ws := m.Gateway.WebSocketPort()
+		assertHandshakes(t, ws, map[string]int{
+			fmt.Sprintf("http://127.0.0.1:%d", httpPort):  101,
+			fmt.Sprintf("http://localhost:%d", httpPort):  101,
+			fmt.Sprintf("http://[::1]:%d", httpPort):      101,
+			"https://chat.example":                        101,
+			"":                                            101,
+			fmt.Sprintf("https://127.0.0.1:%d", httpPort): 403, // another scheme
+			fmt.Sprintf("http://127.0.0.1:%d", ws):        403, // another port
+			"http://127.0.0.1":                            403,
+			"https://evil.example":                        403,
+			"https://chat.example.evil.example":           403,
+			"null":                                        403,
+		})
+	})
+	t.Run("NATTER_ALLOWED_ORIGINS", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.AllowedOrigins = []string{"https://chat.example"}
+		m := runMain(t, cfg)
+		httpPort := m.HTTPAddr().(*net.TCPAddr).Port
+		assertHandshakes(t, m.Gateway.WebSocketPort(), map[string]int{
+			"https://chat.example":                       101,
+			"https://evil.example":                       403,
+			fmt.Sprintf("http://127.0.0.1:%d", httpPort): 403, // the list replaces the default
+		})
+	})
+}
+
+// assertHandshakes makes a raw WebSocket handshake with each Origin ("" for
+// none) to the NATS WebSocket listener on 127.0.0.1:port and checks the
+// status.
+func assertHandshakes(t *testing.T, port int, want map[string]int) {
+	t.Helper()
+	for origin, status := range want {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
 		req.Header.Set("Connection", "Upgrade")
 		req.Header.Set("Upgrade", "websocket")
 		req.Header.Set("Sec-WebSocket-Version", "13")
 		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-		req.Header.Set("Origin", tc.origin)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("origin %s: status %d, want %d", tc.origin, resp.StatusCode, tc.want)
+		if resp.StatusCode != status {
+			t.Errorf("origin %q: status %d, want %d", origin, resp.StatusCode, status)
 		}
 	}
 }

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -108,11 +109,29 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := m.Config
+	tlsConfig, err := c.tlsConfig()
+	if err != nil {
+		return err
+	}
+	// The HTTP listener is bound first: its port is part of the WebSocket
+	// origins allowed by default.
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", c.HTTPAddr, err)
+	}
+	httpPort := ln.Addr().(*net.TCPAddr).Port
+	wsOrigins := c.wsOrigins(httpPort, tlsConfig != nil)
+	var wsTLS *tls.Config
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		wsTLS = tlsConfig.Clone()
+	}
 	gw, err := gateway.Open(ctx, gateway.Config{
 		DataDir:        c.DataDir,
 		ClientAddr:     c.NATSAddr,
 		WSAddr:         c.WSAddr,
-		AllowedOrigins: c.AllowedOrigins,
+		AllowedOrigins: wsOrigins,
+		TLS:            wsTLS,
 		URL:            c.NATSURL,
 		CredsFile:      c.NATSCreds,
 		SigningKeyFile: c.SigningKey,
@@ -121,6 +140,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:         m.Logger,
 	})
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	m.Gateway = gw
@@ -131,6 +151,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Rooms:          gw,
 		Servers:        c.WSURLs,
 		WSPort:         gw.WebSocketPort(),
+		WSTLS:          tlsConfig != nil,
 		AllowedOrigins: c.AllowedOrigins,
 		Rate:           rate.Limit(c.TokenRate),
 		Burst:          c.TokenBurst,
@@ -138,19 +159,24 @@ func (m *Main) Run(ctx context.Context) error {
 		App:            frontend.Handler(),
 		Logger:         m.Logger,
 	})
-	if err := m.TVM.Listen(c.HTTPAddr); err != nil {
-		return err
-	}
+	m.TVM.ListenOn(ln)
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.TVM.Serve() }()
 
+	ws, web := "ws", "http"
+	if tlsConfig != nil {
+		ws, web = "wss", "https"
+	}
 	if u := gw.ClientURL(); u != "" {
 		m.Logger.Info("nats listening (operators, nats CLI)", "url", u, "creds", "natter creds admin -o admin.creds")
-		m.Logger.Info("nats websocket listening (browsers)", "url", listenURL("ws", c.WSAddr, gw.WebSocketPort()))
+		m.Logger.Info("nats websocket listening (browsers)", "url", listenURL(ws, c.WSAddr, gw.WebSocketPort()), "origins", strings.Join(wsOrigins, ","))
 	} else {
 		m.Logger.Info("connected to external nats", "url", c.NATSURL)
 	}
-	m.Logger.Info("http listening (TVM API)", "url", listenURL("http", c.HTTPAddr, m.HTTPAddr().(*net.TCPAddr).Port))
+	m.Logger.Info("http listening (TVM API)", "url", listenURL(web, c.HTTPAddr, httpPort))
+	if strings.HasPrefix(c.PublicURL, "https:") && tlsConfig == nil && len(c.WSURLs) == 0 {
+		m.Logger.Warn("NATTER_PUBLIC_URL is https but tokens hand out ws:// URLs, which a page served over https may not open: set NATTER_WS_URLS=wss://…")
+	}
 	return nil
 }
 
