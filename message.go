@@ -30,6 +30,7 @@ const (
 	EventJoin       = "join"
 	EventLeave      = "leave"
 	EventRoomClosed = "room_closed"
+	EventRename     = "rename" // a member present took a new name; not stored
 )
 
 // SignaturePrefix starts every signed message payload; the version lets the
@@ -130,7 +131,7 @@ type Reply struct {
 
 // MemberEvent is published on chat.<room>.members.
 type MemberEvent struct {
-	Type   string  `json:"type"` // join, leave, room_closed
+	Type   string  `json:"type"` // join, leave, rename, room_closed
 	Room   string  `json:"room"`
 	Member *Member `json:"member,omitempty"`
 	Seq    uint64  `json:"seq,omitempty"` // the history entry of a join or leave

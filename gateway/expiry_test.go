@@ -203,6 +203,15 @@ func TestPresenceJoinLeaveTimeout(t *testing.T) {
 	if len(j.Members) != 2 || j.Name != "Alice" {
 		t.Fatalf("rejoin: %+v", j)
 	}
+	// A rejoin under a new name is a rename, told to the room, not stored.
+	if j, err = alice2.Join(ctx(t), room, "Ali"); err != nil || j.Name != "Ali" {
+		t.Fatalf("rename: %+v %v", j, err)
+	}
+	rename := ev.waitFor(t, natter.EventRename, 5*time.Second)
+	if rename.Member == nil || rename.Member.ID != alice2.User.ID || rename.Member.Name != "Ali" {
+		t.Fatalf("rename event %+v", rename)
+	}
+	alice2.Name = "Ali"
 
 	// Alice leaves; the second Alice stops sending heartbeats and times out.
 	if err := alice.Leave(ctx(t), room); err != nil {
@@ -235,7 +244,7 @@ func TestPresenceJoinLeaveTimeout(t *testing.T) {
 	for _, e := range h.Messages {
 		kinds = append(kinds, e.Type+" "+e.From.Name)
 	}
-	want := []string{"join Alice", "join Alice (2)", "leave Alice", "leave Alice (2)"}
+	want := []string{"join Alice", "join Alice (2)", "leave Alice", "leave Ali"}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("history %v, want %v", kinds, want)
 	}

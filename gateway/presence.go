@@ -102,11 +102,14 @@ func (c *chat) join(ctx context.Context, room, user string, data []byte) any {
 	val, _ := json.Marshal(p)
 	_, err = c.presence.Create(ctx, key, val, jetstream.KeyTTL(c.cfg.PresenceTTL))
 	isNew := err == nil
+	var prevName string
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		// Already present (a reconnect or a new name): renew, no new join.
-		if prev, perr := c.member(ctx, room, user); perr == nil && prev.Name == name {
-			p.Name = name
-			val, _ = json.Marshal(p)
+		if prev, perr := c.member(ctx, room, user); perr == nil {
+			if prevName = prev.Name; prev.Name == name {
+				p.Name = name
+				val, _ = json.Marshal(p)
+			}
 		}
 		_, err = c.js.Publish(ctx, kvSubject(natter.BucketPresence, key), val, jetstream.WithMsgTTL(c.cfg.PresenceTTL))
 	}
@@ -120,6 +123,8 @@ func (c *chat) join(ctx context.Context, room, user string, data []byte) any {
 	me := natter.Member{ID: user, Name: p.Name}
 	if isNew {
 		c.announce(ctx, rec, natter.TypeJoin, me)
+	} else if prevName != "" && prevName != me.Name {
+		c.event(natter.MemberEvent{Type: natter.EventRename, Room: room, Member: &me})
 	}
 	c.touch(ctx, rec)
 	last, err := c.freshLastSeq(ctx, room)

@@ -653,7 +653,7 @@ class RoomConnection {
     const member = ev.member;
     if (ev.type === "room_closed") {
       this.gone(new RoomGone("closed", "The room closed."));
-    } else if (ev.type === "join" && member !== undefined && isMember(member)) {
+    } else if ((ev.type === "join" || ev.type === "rename") && member !== undefined && isMember(member)) {
       this.update((r) => ({ ...r, members: sortMembers([...r.members.filter((x) => x.id !== member.id), member]) }));
     } else if (ev.type === "leave" && member !== undefined && isMember(member)) {
       this.typingUntil.delete(member.id);

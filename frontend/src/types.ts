@@ -71,7 +71,7 @@ export interface Reply {
 
 /** An event on chat.<room>.members. */
 export interface MemberEvent {
-  type: "join" | "leave" | "room_closed";
+  type: "join" | "leave" | "rename" | "room_closed";
   room: string;
   member?: Member;
   seq?: number;
