@@ -160,18 +160,27 @@ func CheckText(text string, maxChars int) error {
 // VerifySignature checks sig, base64url ed25519 by user over
 // natter.SignedPayload(room, id, text).
 func VerifySignature(user, room, id, text, sig string) error {
+	_, err := verifySignature(user, room, id, text, sig)
+	return err
+}
+
+// verifySignature is VerifySignature that also returns the signature in
+// its canonical encoding: base64url without padding. Go's decoder also takes
+// padding, line breaks and stray low bits, which other clients' decoders may
+// not; only the canonical form is stored, so every reader can verify it.
+func verifySignature(user, room, id, text, sig string) (string, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(sig, "="))
 	if err != nil || len(raw) != ed25519.SignatureSize {
-		return natter.Errorf(natter.EBadSignature, "sig must be a base64url ed25519 signature of %d bytes", ed25519.SignatureSize)
+		return "", natter.Errorf(natter.EBadSignature, "sig must be a base64url ed25519 signature of %d bytes", ed25519.SignatureSize)
 	}
 	pub, err := nkeys.FromPublicKey(user)
 	if err != nil {
-		return natter.Errorf(natter.EBadSignature, "sender key unusable")
+		return "", natter.Errorf(natter.EBadSignature, "sender key unusable")
 	}
 	if pub.Verify(natter.SignedPayload(room, id, text), raw) != nil {
-		return natter.Errorf(natter.EBadSignature, "signature does not verify for this room, id and text")
+		return "", natter.Errorf(natter.EBadSignature, "signature does not verify for this room, id and text")
 	}
-	return nil
+	return base64.RawURLEncoding.EncodeToString(raw), nil
 }
 
 // CheckSend validates a send request from user in room, without state.
@@ -186,7 +195,12 @@ func CheckSend(data []byte, room, user string, maxChars int) (natter.SendRequest
 	if err := CheckText(req.Text, maxChars); err != nil {
 		return req, err
 	}
-	return req, VerifySignature(user, room, req.ID, req.Text, req.Sig)
+	sig, err := verifySignature(user, room, req.ID, req.Text, req.Sig)
+	if err != nil {
+		return req, err
+	}
+	req.Sig = sig
+	return req, nil
 }
 
 func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
