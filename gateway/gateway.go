@@ -109,7 +109,10 @@ func (g *Gateway) startEmbedded() error {
 	if err != nil {
 		return fmt.Errorf("embedded nats-server: %w", err)
 	}
-	srv.SetLoggerV2(serverLogger{g.log.With("component", "nats-server")}, false, false, false)
+	// The server's debug lines follow natter's log level. Its trace never
+	// does: nats-server traces a client's CONNECT with its JWT in it.
+	debug := g.log.Enabled(context.Background(), slog.LevelDebug)
+	srv.SetLoggerV2(serverLogger{g.log.With("component", "nats-server")}, debug, false, false)
 	srv.Start()
 	g.srv = srv
 	if !srv.ReadyForConnections(5 * time.Second) {

@@ -21,4 +21,7 @@ func (l serverLogger) Warnf(format string, v ...any)   { l.emit(slog.LevelWarn, 
 func (l serverLogger) Fatalf(format string, v ...any)  { l.emit(slog.LevelError, format, v) }
 func (l serverLogger) Errorf(format string, v ...any)  { l.emit(slog.LevelError, format, v) }
 func (l serverLogger) Debugf(format string, v ...any)  { l.emit(slog.LevelDebug, format, v) }
-func (l serverLogger) Tracef(format string, v ...any)  { l.emit(slog.LevelDebug-4, format, v) }
+
+// Tracef drops the line, whatever the level: nats-server's trace shows
+// protocol lines, and a client's CONNECT carries its JWT.
+func (l serverLogger) Tracef(format string, v ...any) {}
