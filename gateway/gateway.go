@@ -36,6 +36,10 @@ type Config struct {
 	AllowedOrigins []string    // WebSocket origins allowed; empty allows any
 	TLS            *tls.Config // serve the WebSocket listener over TLS (wss); nil: plain ws
 	StoreDir       string      // JetStream store; defaults to DataDir
+	// StoreKey turns on the server's encryption of everything JetStream
+	// stores (AES-GCM); empty: none. A store encrypted once needs the same
+	// key at every start: natter refuses a wrong or missing one.
+	StoreKey string
 
 	// External cluster.
 	URL            string
@@ -93,6 +97,17 @@ func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 }
 
 func (g *Gateway) startEmbedded() error {
+	// First, so that a wrong key touches nothing.
+	plain, err := checkStoreKey(storeDirOf(g.cfg), g.cfg.StoreKey)
+	if err != nil {
+		return err
+	}
+	if plain > 0 {
+		g.log.Warn("encrypting the existing unencrypted store with NATTER_STORE_KEY", "streams", plain)
+	}
+	if g.cfg.StoreKey != "" {
+		g.log.Info("jetstream store encrypted", "cipher", "AES-GCM", "dir", storeDirOf(g.cfg))
+	}
 	keys, err := LoadOrCreateKeys(filepath.Join(g.cfg.DataDir, "keys"))
 	if err != nil {
 		return err
@@ -150,10 +165,7 @@ func embeddedOptions(cfg Config, keys *Keys, claims *Claims) (*server.Options, e
 			return nil, fmt.Errorf("preload account %s: %w", pub, err)
 		}
 	}
-	storeDir := cfg.StoreDir
-	if storeDir == "" {
-		storeDir = cfg.DataDir
-	}
+	storeDir := storeDirOf(cfg)
 	return &server.Options{
 		ServerName:             "natter",
 		Host:                   host,
@@ -162,6 +174,8 @@ func embeddedOptions(cfg Config, keys *Keys, claims *Claims) (*server.Options, e
 		JetStream:              true,
 		StoreDir:               storeDir,
 		DisableJetStreamBanner: true,
+		JetStreamKey:           cfg.StoreKey,
+		JetStreamCipher:        server.AES,
 		TrustedOperators:       []*jwt.OperatorClaims{op},
 		SystemAccount:          publicKey(keys.System),
 		AccountResolver:        resolver,
@@ -174,6 +188,14 @@ func embeddedOptions(cfg Config, keys *Keys, claims *Claims) (*server.Options, e
 			Compression:    true,
 		},
 	}, nil
+}
+
+// storeDirOf is the JetStream store dir of the embedded server.
+func storeDirOf(cfg Config) string {
+	if cfg.StoreDir != "" {
+		return cfg.StoreDir
+	}
+	return cfg.DataDir
 }
 
 // splitAddr parses host:port; port 0 asks for a free port.
@@ -196,6 +218,9 @@ func splitAddr(addr string) (string, int, error) {
 }
 
 func (g *Gateway) connectExternal() error {
+	if g.cfg.StoreKey != "" {
+		return errors.New("NATTER_STORE_KEY encrypts the embedded NATS's store; an external NATS encrypts its own (jetstream { cipher: aes, key: ... } in its configuration)")
+	}
 	if g.cfg.CredsFile == "" || g.cfg.SigningKeyFile == "" {
 		return errors.New("an external NATS needs both a creds file and the TVM signing key file")
 	}

@@ -23,6 +23,7 @@ type Config struct {
 	WSAddr         string
 	NATSAddr       string
 	DataDir        string
+	StoreKey       string // encrypts the JetStream store; never logged
 	TokenTTL       time.Duration
 	AllowedOrigins []string
 	PublicURL      string
@@ -165,6 +166,7 @@ var settings = []setting{
 	{"ws-addr", "NATTER_WS_ADDR", ":8081", "NATS WebSocket listen address that browsers connect to (embedded NATS)", str(func(c *Config) *string { return &c.WSAddr })},
 	{"nats-addr", "NATTER_NATS_ADDR", "127.0.0.1:4222", "NATS client listen address for operators and the nats CLI (embedded NATS)", str(func(c *Config) *string { return &c.NATSAddr })},
 	{"data-dir", "NATTER_DATA_DIR", "./data", "directory for keys and JetStream storage", str(func(c *Config) *string { return &c.DataDir })},
+	{"store-key", "NATTER_STORE_KEY", "", "key that encrypts everything the embedded NATS stores (AES-GCM), at least 16 characters; every later start needs the same key. Prefer the environment or .env: a flag shows in ps", str(func(c *Config) *string { return &c.StoreKey })},
 	{"token-ttl", "NATTER_TOKEN_TTL", "1h", "lifetime of vended user JWTs", dur(func(c *Config) *time.Duration { return &c.TokenTTL })},
 	{"allowed-origins", "NATTER_ALLOWED_ORIGINS", "", "comma-separated web origins allowed for CORS and WebSocket; empty allows WebSockets only from natter's own HTTP origin (and -public-url) and no CORS", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
 	{"public-url", "NATTER_PUBLIC_URL", "", "the origin browsers load the app from when natter is behind a proxy (e.g. https://chat.example.com); always allowed to open WebSockets", origin(func(c *Config) *string { return &c.PublicURL })},

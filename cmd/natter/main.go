@@ -135,6 +135,7 @@ func (m *Main) Run(ctx context.Context) error {
 		URL:            c.NATSURL,
 		CredsFile:      c.NATSCreds,
 		SigningKeyFile: c.SigningKey,
+		StoreKey:       c.StoreKey,
 		Replicas:       c.Replicas,
 		Chat:           c.chatConfig(),
 		Logger:         m.Logger,
