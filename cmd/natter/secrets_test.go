@@ -98,13 +98,15 @@ func (s *secrets) check(t *testing.T, logs string) {
 // belongs, a bearer token that was tampered with, clients with a tampered
 // JWT and with one natter does not trust, a connection whose token expires
 // and comes back with a fresh one, an expired token, and an operator with
-// admin creds. No JWT vended, no seed of the data dir or of a client, no
-// admin creds, and nothing shaped like a seed or a JWT may appear in it.
+// admin creds, all on an encrypted store. No JWT vended, no seed of the data
+// dir or of a client, no admin creds, not the store key, and nothing shaped
+// like a seed or a JWT may appear in it.
 func TestNoSecretsInLogs(t *testing.T) {
 	var logs syncBuffer
 	cfg := testConfig(t)
 	cfg.LogLevel = "debug"
 	cfg.TokenTTL = 6 * time.Second // long enough for the chat, short enough to see an expiry
+	cfg.StoreKey = "store-key-that-must-never-be-logged-7f3a9c"
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if err := m.Run(context.Background()); err != nil {
 		m.Close()
@@ -117,6 +119,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 	})
 	var s secrets
+	s.add("NATTER_STORE_KEY", cfg.StoreKey)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	api := &client.API{BaseURL: m.baseURL()}
