@@ -30,15 +30,18 @@ const (
 )
 
 // storedSecrets are distinctive strings natter stores: a room's name and
-// id, a member's name and a message text.
+// id, a member's name and public key, and a message text.
 type storedSecrets struct {
 	room     natter.Room
 	member   string
+	user     string
 	text     string
 	messages int
 }
 
-func (s storedSecrets) strings() []string { return []string{s.room.Name, s.room.ID, s.member, s.text} }
+func (s storedSecrets) strings() []string {
+	return []string{s.room.Name, s.room.ID, s.member, s.user, s.text}
+}
 
 // startNatterIn runs natter in-process with cfg, logging into logs; the
 // caller stops it.
@@ -64,6 +67,7 @@ func storeSecrets(t *testing.T, m *Main) storedSecrets {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.user = me.ID
 	tok, err := api.Token(ctx, me, "")
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +225,7 @@ func TestStoreKeyEncryptsEverythingStored(t *testing.T) {
 			found := grepDir(t, cfg.DataDir, s.strings()...)
 			if tc.key == "" {
 				// The search finds what is stored in the clear.
-				for _, n := range []string{s.room.Name, s.member, s.text} {
+				for _, n := range []string{s.room.Name, s.member, s.user, s.text} {
 					if len(found[n]) == 0 {
 						t.Errorf("%q is nowhere in the unencrypted data dir: the search does not work", n)
 					}
