@@ -35,6 +35,9 @@ func (s *Server) token(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.perKey.allow(c, user); err != nil {
+		return err
+	}
 	name := friendlyName()
 	if req.Name != "" {
 		if name, err = natter.CleanName(req.Name); err != nil {

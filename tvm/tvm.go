@@ -49,6 +49,11 @@ type Config struct {
 	Rate  rate.Limit
 	Burst int
 
+	// KeyRate and KeyBurst limit token requests per public key, whatever
+	// address they come from; a zero KeyRate turns that limit off.
+	KeyRate  rate.Limit
+	KeyBurst int
+
 	// Ready reports whether NATS and JetStream are usable, for /readyz.
 	Ready func(context.Context) error
 
@@ -65,6 +70,7 @@ const MaxBodyBytes = 16 << 10
 type Server struct {
 	cfg    Config
 	signer string // public key of cfg.SigningKey: the issuer of every token vended
+	perKey *keyLimiter
 	log    *slog.Logger
 	echo   *echo.Echo
 	http   *http.Server
@@ -83,7 +89,7 @@ func New(cfg Config) *Server {
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = time.Hour
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, perKey: newKeyLimiter(cfg.KeyRate, cfg.KeyBurst)}
 	if cfg.SigningKey != nil {
 		s.signer, _ = cfg.SigningKey.PublicKey()
 	}
