@@ -11,15 +11,35 @@ import (
 )
 
 // UserLimits are what every chat user connection is held to. They live in the
-// chat account's scoped signing key, not in the user JWTs.
+// chat account's scoped signing key, not in the user JWTs; MaxConns lives in
+// the chat account itself.
 type UserLimits struct {
 	MaxPayload int64 // bytes per message
 	MaxSubs    int64 // subscriptions per connection
+	// MaxConns bounds the connections of the whole chat account at once:
+	// every user's, and natter's own and admins' too. One more is refused
+	// with "maximum account active connections exceeded".
+	MaxConns int64
 }
 
 // DefaultUserLimits fit a chat client: a message of 1000 four-byte characters
 // plus its envelope, and a few subscriptions per room.
-var DefaultUserLimits = UserLimits{MaxPayload: 8 << 10, MaxSubs: 100}
+var DefaultUserLimits = UserLimits{MaxPayload: 8 << 10, MaxSubs: 100, MaxConns: 100_000}
+
+// withDefaults fills each zero limit from DefaultUserLimits.
+func (l UserLimits) withDefaults() UserLimits {
+	d := DefaultUserLimits
+	if l.MaxPayload <= 0 {
+		l.MaxPayload = d.MaxPayload
+	}
+	if l.MaxSubs <= 0 {
+		l.MaxSubs = d.MaxSubs
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = d.MaxConns
+	}
+	return l
+}
 
 const chatUserRole = "chat-user"
 
@@ -34,6 +54,7 @@ type Claims struct {
 
 // Claims signs the operator and both account JWTs.
 func (k *Keys) Claims(lim UserLimits) (*Claims, error) {
+	lim = lim.withDefaults()
 	sysPub, chatPub := publicKey(k.System), publicKey(k.Chat)
 
 	oc := jwt.NewOperatorClaims(publicKey(k.Operator))
@@ -53,6 +74,7 @@ func (k *Keys) Claims(lim UserLimits) (*Claims, error) {
 
 	cc := jwt.NewAccountClaims(chatPub)
 	cc.Name = "chat"
+	cc.Limits.Conn = lim.MaxConns
 	cc.Limits.JetStreamLimits = jwt.JetStreamLimits{
 		MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1, MaxAckPending: -1,
 		MemoryMaxStreamBytes: -1, DiskMaxStreamBytes: -1,

@@ -40,6 +40,11 @@ type Config struct {
 	// stores (AES-GCM); empty: none. A store encrypted once needs the same
 	// key at every start: natter refuses a wrong or missing one.
 	StoreKey string
+	// MaxPending is how many bytes the embedded server holds for a
+	// connection that does not read before it drops it as a slow consumer;
+	// 0 keeps the server's default (64 MiB; a write stuck for 10 s drops
+	// it too).
+	MaxPending int64
 
 	// External cluster.
 	URL            string
@@ -73,9 +78,7 @@ func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Limits == (UserLimits{}) {
-		cfg.Limits = DefaultUserLimits
-	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
 	}
@@ -176,6 +179,7 @@ func embeddedOptions(cfg Config, keys *Keys, claims *Claims) (*server.Options, e
 		DisableJetStreamBanner: true,
 		JetStreamKey:           cfg.StoreKey,
 		JetStreamCipher:        server.AES,
+		MaxPending:             cfg.MaxPending,
 		TrustedOperators:       []*jwt.OperatorClaims{op},
 		SystemAccount:          publicKey(keys.System),
 		AccountResolver:        resolver,

@@ -73,9 +73,7 @@ func InitExternal(cfg ExternalConfig) (*ExternalFiles, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Limits == (UserLimits{}) {
-		cfg.Limits = DefaultUserLimits
-	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	// The server config and natter.env must name the same ports, so a port
 	// the server would pick at random is refused here.
 	host, port, err := fixedAddr(cfg.ClientAddr)

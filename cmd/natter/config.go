@@ -32,6 +32,9 @@ type Config struct {
 	TLSKey         string
 	TokenRate      float64
 	TokenBurst     int
+	TokenKeyRate   float64
+	TokenKeyBurst  int
+	MaxConnections int
 	NATSURL        string
 	NATSCreds      string
 	SigningKey     string
@@ -175,6 +178,9 @@ var settings = []setting{
 	{"tls-key", "NATTER_TLS_KEY", "", "PEM private key file of -tls-cert", str(func(c *Config) *string { return &c.TLSKey })},
 	{"token-rate", "NATTER_TOKEN_RATE", "2", "API requests per second allowed per client address (0 turns the limit off)", float(func(c *Config) *float64 { return &c.TokenRate })},
 	{"token-burst", "NATTER_TOKEN_BURST", "20", "API request burst allowed per client address", integer(func(c *Config) *int { return &c.TokenBurst })},
+	{"token-key-rate", "NATTER_TOKEN_KEY_RATE", "0.5", "token requests per second allowed per public key, from any address (0 turns the limit off)", float(func(c *Config) *float64 { return &c.TokenKeyRate })},
+	{"token-key-burst", "NATTER_TOKEN_KEY_BURST", "10", "token request burst allowed per public key", integer(func(c *Config) *int { return &c.TokenKeyBurst })},
+	{"max-connections", "NATTER_MAX_CONNECTIONS", "100000", "NATS connections the chat account takes at once, natter's own included (embedded NATS)", positive(func(c *Config) *int { return &c.MaxConnections })},
 	{"nats-url", "NATTER_NATS_URL", "", "comma-separated URLs of an external NATS; empty runs the embedded server", str(func(c *Config) *string { return &c.NATSURL })},
 	{"nats-creds", "NATTER_NATS_CREDS", "", "creds file of natter's service user on the external NATS", str(func(c *Config) *string { return &c.NATSCreds })},
 	{"signing-key", "NATTER_SIGNING_KEY", "", "seed file of the chat account's scoped signing key (external NATS)", str(func(c *Config) *string { return &c.SigningKey })},

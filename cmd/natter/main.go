@@ -137,6 +137,7 @@ func (m *Main) Run(ctx context.Context) error {
 		SigningKeyFile: c.SigningKey,
 		StoreKey:       c.StoreKey,
 		Replicas:       c.Replicas,
+		Limits:         gateway.UserLimits{MaxConns: int64(c.MaxConnections)},
 		Chat:           c.chatConfig(),
 		Logger:         m.Logger,
 	})
@@ -156,6 +157,8 @@ func (m *Main) Run(ctx context.Context) error {
 		AllowedOrigins: c.AllowedOrigins,
 		Rate:           rate.Limit(c.TokenRate),
 		Burst:          c.TokenBurst,
+		KeyRate:        rate.Limit(c.TokenKeyRate),
+		KeyBurst:       c.TokenKeyBurst,
 		Ready:          gw.Ready,
 		App:            frontend.Handler(),
 		Logger:         m.Logger,
