@@ -172,6 +172,13 @@ func Dial(u *Identity, tok *Token, opts ...nats.Option) (*Conn, error) {
 			func(nonce []byte) ([]byte, error) { return u.Key.Sign(nonce) },
 		),
 		nats.CustomInboxPrefix(tok.InboxPrefix),
+		// nats.go refuses a WebSocket frame larger than 8 times the max
+		// payload (64 KiB with natter's 8 KiB) and drops the connection, but
+		// nats-server frames everything pending for a non-browser client
+		// as one frame, so any burst over 64 KiB would disconnect us. To a
+		// client whose User-Agent starts with Mozilla/ the server sends
+		// frames of at most 4 KiB, as it does to the web app.
+		nats.WebSocketConnectionHeaders(http.Header{"User-Agent": {"Mozilla/5.0 (compatible; natter-go-client)"}}),
 		nats.Timeout(5 * time.Second),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(100 * time.Millisecond),

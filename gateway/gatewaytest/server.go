@@ -26,9 +26,16 @@ type Server struct {
 // random port, both stopped when the test ends.
 func RunServer(tb testing.TB, chat gateway.ChatConfig) *Server {
 	tb.Helper()
-	dir := tb.TempDir()
-	gcfg := Config(dir)
+	gcfg := Config(tb.TempDir())
 	gcfg.Chat = chat
+	return RunServerWith(tb, gcfg)
+}
+
+// RunServerWith is RunServer with a whole gateway configuration, such as
+// Config(dir) with limits or a logger of the test's.
+func RunServerWith(tb testing.TB, gcfg gateway.Config) *Server {
+	tb.Helper()
+	dir, chat := gcfg.DataDir, gcfg.Chat
 	gw := RunGatewayWith(tb, gcfg)
 	srv := httptest.NewServer(tvm.New(tvm.Config{
 		Account:    gw.Account(),
