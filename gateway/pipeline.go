@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -106,10 +107,14 @@ func errorOf(resp any) *natter.ErrorBody {
 	return nil
 }
 
-// parseUserSubject splits chat.<room>.<op>.<user>.
+// parseUserSubject splits chat.<room>.<op>.<user>. Only a subject natter
+// itself builds for a client operation is taken: the endpoints' own
+// subscriptions ensure that today, and this keeps it so should they change.
 func parseUserSubject(subject string) (room, user string, ok bool) {
 	parts := strings.Split(subject, ".")
-	if len(parts) != 4 || !natter.ValidRoomID(parts[1]) || !natter.ValidUserKey(parts[3]) {
+	if len(parts) != 4 || !natter.ValidRoomID(parts[1]) || !natter.ValidUserKey(parts[3]) ||
+		!slices.Contains(natter.ClientOps, natter.Op(parts[2])) ||
+		natter.UserSubject(parts[1], natter.Op(parts[2]), parts[3]) != subject {
 		return "", "", false
 	}
 	return parts[1], parts[3], true
