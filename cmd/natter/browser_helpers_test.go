@@ -33,9 +33,9 @@ import (
 
 const (
 	// waitTimeout bounds every wait for the page to reach a state.
-	waitTimeout = 20 * time.Second
+	waitTimeout = 30 * time.Second
 	// actionTimeout bounds one DevTools round trip (a click, an eval).
-	actionTimeout = 10 * time.Second
+	actionTimeout = 30 * time.Second
 	// browserLifetime bounds a whole browser, whatever the test does.
 	browserLifetime = 5 * time.Minute
 )
@@ -245,7 +245,11 @@ func newBrowser(t *testing.T, s *shots, base, name string) *browser {
 			new MutationObserver(() => {
 				const s = document.querySelector('[data-testid="conn-state"]')?.getAttribute('data-state');
 				if (s && window.__connStates[window.__connStates.length - 1] !== s) window.__connStates.push(s);
-			}).observe(document, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-state']});`,
+			}).observe(document, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-state']});
+			window.__longTasks = [];
+			new PerformanceObserver(l => {
+				for (const e of l.getEntries()) window.__longTasks.push({start: Math.round(e.startTime), ms: Math.round(e.duration)});
+			}).observe({type: 'longtask', buffered: true});`,
 	})
 	if err != nil {
 		t.Fatal(err)
