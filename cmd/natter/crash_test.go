@@ -349,13 +349,12 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 			if at.After(killedAt) {
 				continue
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			ack, err := s.conn.SendID(ctx, room, id, s.texts[id])
-			cancel()
+			var ack natter.Ack
+			retry(t, fmt.Sprintf("sender %d: resend %s after the restart", s.n, id), func(ctx context.Context) (err error) {
+				ack, err = s.conn.SendID(ctx, room, id, s.texts[id])
+				return err
+			})
 			resent++
-			if err != nil {
-				t.Fatalf("sender %d: resend %s after the restart: %v", s.n, id, err)
-			}
 			if ack.Seq != s.acks[id].Seq {
 				t.Errorf("sender %d: resent %s acked with seq %d, first acked with %d", s.n, id, ack.Seq, s.acks[id].Seq)
 			}
@@ -371,13 +370,14 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 	defer fresh.Close()
 	var history []natter.Envelope
 	var lastSeq uint64
+	readStart, pages := time.Now(), 0
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		h, err := fresh.History(ctx, room, uint64(len(history)), 0)
-		cancel()
-		if err != nil {
-			t.Fatalf("history after %d: %v", len(history), err)
-		}
+		pages++
+		var h natter.HistoryReply
+		retry(t, fmt.Sprintf("history after %d", len(history)), func(ctx context.Context) (err error) {
+			h, err = fresh.History(ctx, room, uint64(len(history)), 0)
+			return err
+		})
 		history = append(history, h.Messages...)
 		lastSeq = h.LastSeq
 		if len(h.Messages) == 0 || uint64(len(history)) >= lastSeq {
@@ -387,6 +387,8 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 			t.Fatalf("history page ends at seq %d after %d entries: a gap or a duplicate", got, len(history))
 		}
 	}
+
+	t.Logf("read the history, %d entries, in %d pages in %s", len(history), pages, time.Since(readStart).Round(time.Millisecond))
 
 	// Seqs 1..N, no gap, no duplicate.
 	if uint64(len(history)) != lastSeq {
@@ -429,7 +431,7 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 	}
 
 	// The follower got the same entries, in the same order, through the crash.
-	gatewaytest.WaitFor(t, 20*time.Second, func() error {
+	gatewaytest.WaitFor(t, 60*time.Second, func() error {
 		if d := follow.Delivered(); d < lastSeq {
 			return fmt.Errorf("follower delivered up to %d of %d", d, lastSeq)
 		}
@@ -469,6 +471,25 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 	t.Logf("recovery: ready %s after the restart (%s after the kill), first ack %s after the restart, every sender acked %d again %s after it",
 		readyAfter.Round(time.Millisecond), downFor.Round(time.Millisecond),
 		firstAckAfter.Round(time.Millisecond), afterRestart, allAckAfter.Round(time.Millisecond))
+}
+
+// retry runs f with a 10 s deadline until it succeeds, for at most 30 s:
+// the checks after the crash must not fail on a machine that is merely slow.
+func retry(t *testing.T, what string, f func(ctx context.Context) error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := f(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: %v; again", what, err)
+	}
 }
 
 // errorKind names a send error without the subject and user in it.
