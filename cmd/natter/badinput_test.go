@@ -61,6 +61,14 @@ func TestBadCredentialsChangeNothing(t *testing.T) {
 	if _, err := member.Send(ctx, room, "hello"); err != nil {
 		t.Fatal(err)
 	}
+	// The message count is updated after the ack; wait for it.
+	gatewaytest.WaitFor(t, 5*time.Second, func() error {
+		st, err := m.Gateway.Stats(ctx)
+		if err != nil || st.MessagesLastHour != 1 {
+			return fmt.Errorf("stats %+v %v", st, err)
+		}
+		return nil
+	})
 	before := serviceState(t, m)
 
 	// userJWT is a token for room as natter vends it, for a fresh key,
