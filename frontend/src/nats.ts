@@ -91,6 +91,8 @@ const TYPING_SHOW_MS = 4_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 /** After this long reconnecting, the state shows offline (still retrying). */
 const OFFLINE_AFTER_MS = 8_000;
+/** A reconnect shorter than this is not shown at all. */
+const SHOW_RECONNECTING_AFTER_MS = 2_000;
 
 const encoder = new TextEncoder();
 
@@ -161,7 +163,10 @@ export class Session {
     this.started = true;
     window.addEventListener("online", () => this.setLobbyConn(this.lobbyConn === "offline" ? "connecting" : this.lobbyConn));
     window.addEventListener("offline", () => this.setLobbyConn("offline"));
-    window.addEventListener("pagehide", () => this.room?.pageHidden());
+    // No leave when the page goes away: a reload would write a leave and a
+    // join line into everyone's history. A page really gone stops sending
+    // heartbeats and its presence runs out within the presence TTL; a reload
+    // joins again before that, silently.
     window.addEventListener("pageshow", (e) => {
       if (e.persisted) this.room?.pageShown();
     });
@@ -351,6 +356,7 @@ class RoomConnection {
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private offlineTimer: ReturnType<typeof setTimeout> | undefined;
+  private reconnectingTimer: ReturnType<typeof setTimeout> | undefined;
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly typingUntil = new Map<string, number>();
   private lastTypingSent = 0;
@@ -384,6 +390,21 @@ class RoomConnection {
   }
 
   private setConn(c: ConnState): void {
+    if (c === "reconnecting" && this.conn === "connected" && !(typeof navigator !== "undefined" && navigator.onLine === false)) {
+      // A token renewal ends the connection and the next one opens within
+      // a second: show reconnecting only when it takes longer than that.
+      this.reconnectingTimer ??= setTimeout(() => {
+        this.reconnectingTimer = undefined;
+        this.applyConn("reconnecting");
+      }, SHOW_RECONNECTING_AFTER_MS);
+      return;
+    }
+    clearTimeout(this.reconnectingTimer);
+    this.reconnectingTimer = undefined;
+    this.applyConn(c);
+  }
+
+  private applyConn(c: ConnState): void {
     if (c === "reconnecting") {
       if (typeof navigator !== "undefined" && navigator.onLine === false) c = "offline";
       // Offline stays offline through further attempts, until one works.
@@ -819,17 +840,6 @@ class RoomConnection {
     if (this.stopped || this.nc === null) return;
     this.setToken(await this.fetchToken());
     await this.join();
-  }
-
-  /** pageHidden leaves the room when the page goes away (closed, reloaded, or cached). */
-  pageHidden(): void {
-    if (this.nc === null || this.me === null || this.stopped) return;
-    try {
-      this.nc.publish(userSubject(this.id, "leave", this.me.id), "{}");
-      void this.nc.flush().catch(() => {});
-    } catch {
-      // Already closed.
-    }
   }
 
   /**
