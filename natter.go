@@ -173,7 +173,7 @@ func cleanLabel(name, what string, maxLen int) (string, error) {
 	switch {
 	case !utf8.ValidString(name):
 		return "", Errorf(EInvalidName, "%s is not valid UTF-8", what)
-	case name == "":
+	case !strings.ContainsFunc(name, isVisible):
 		return "", Errorf(EInvalidName, "%s is empty", what)
 	case utf8.RuneCountInString(name) > maxLen:
 		return "", Errorf(EInvalidName, "%s is longer than %d characters", what, maxLen)
@@ -187,3 +187,9 @@ func cleanLabel(name, what string, maxLen int) (string, error) {
 }
 
 func isBidiControl(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }
+
+// isVisible reports a character that shows: not a space and not a format
+// character such as a zero-width space.
+func isVisible(r rune) bool {
+	return unicode.IsGraphic(r) && !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r)
+}

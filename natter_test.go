@@ -55,6 +55,8 @@ func TestCleanName(t *testing.T) {
 		{"newline inside", "a\nb", "", natter.EInvalidName},
 		{"invalid utf-8", "a\xffb", "", natter.EInvalidName},
 		{"right-to-left override", "evil\u202Eexe.txt", "", natter.EInvalidName},
+		{"only a zero-width space", "\u200B", "", natter.EInvalidName},
+		{"zero-width joiner in an emoji", "👩\u200D💻 Dev", "👩\u200D💻 Dev", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -81,6 +81,7 @@ func TestTokenRateLimitPerKeyOff(t *testing.T) {
 	key, _ := kp.PublicKey()
 	for i := range 50 {
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/token", strings.NewReader(`{"public_key":"`+key+`"}`))
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {

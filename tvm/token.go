@@ -153,7 +153,10 @@ func decodeJSON(r *http.Request, v any) error { return decodeBody(r, v, false) }
 func decodeOptionalJSON(r *http.Request, v any) error { return decodeBody(r, v, true) }
 
 func decodeBody(r *http.Request, v any, optional bool) error {
-	if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
+	// A body needs Content-Type: application/json. A page elsewhere can send
+	// a body without one (or as text/plain) with no CORS preflight; refusing
+	// it keeps such blind requests from using up a visitor's rate limit.
+	if ct := r.Header.Get(echo.HeaderContentType); ct != "" || r.ContentLength != 0 {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != echo.MIMEApplicationJSON {
 			return natter.Errorf(natter.EUnsupportedType, "Content-Type must be application/json")
 		}

@@ -187,6 +187,8 @@ func TestTokenErrors(t *testing.T) {
 		{"unknown field", "application/json", `{` + key + `,"admin":true}`, 400, natter.EMalformed, `unknown field "admin"`},
 		{"trailing data", "application/json", `{` + key + `} {}`, 400, natter.EMalformed, "after the JSON"},
 		{"form content type", "application/x-www-form-urlencoded", `{` + key + `}`, 415, natter.EUnsupportedType, "application/json"},
+		{"text/plain, as a page elsewhere may send", "text/plain", `{` + key + `}`, 415, natter.EUnsupportedType, "application/json"},
+		{"no content type", "", `{` + key + `}`, 415, natter.EUnsupportedType, "application/json"},
 		{"missing key", "application/json", `{"rooms":["lobby"]}`, 400, natter.EInvalidKey, "required"},
 		{"garbage key", "application/json", `{"public_key":"hello"}`, 400, natter.EInvalidKey, "not a valid"},
 		{"bad checksum", "application/json", `{"public_key":"` + pub[:len(pub)-1] + flip(pub[len(pub)-1]) + `"}`, 400, natter.EInvalidKey, "not a valid"},

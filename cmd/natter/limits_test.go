@@ -62,8 +62,7 @@ func TestAbuseLimitsReachNatter(t *testing.T) {
 	if e, ok := errors.AsType[*gatewaytest.APIError](err); !ok || e.Status != http.StatusTooManyRequests || e.Code != natter.ERateLimited {
 		t.Fatalf("third token for one key with a burst of 2: %v, want 429 %s", err, natter.ERateLimited)
 	}
-	req, _ := http.NewRequest(http.MethodPost, m.baseURL()+"/api/v1/token", strings.NewReader(`{"public_key":"`+u.ID+`"}`))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.Post(m.baseURL()+"/api/v1/token", "application/json", strings.NewReader(`{"public_key":"`+u.ID+`"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
