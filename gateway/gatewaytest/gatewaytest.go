@@ -236,3 +236,34 @@ func (c *Conn) WaitError(tb testing.TB, want string) {
 
 // ErrPermission is the text nats.go reports for a permissions violation.
 var ErrPermission = errors.New("permissions violation")
+
+// AssertRefused dials up to five times: every attempt must fail, and at
+// least one must fail with an error that named accepts. Over WebSocket the
+// server may close before the client has read its -ERR, so the client
+// sometimes sees a broken pipe instead of the cause.
+func AssertRefused[C interface{ Close() }](tb testing.TB, dial func() (C, error), named func(error) bool) {
+	tb.Helper()
+	var errs []error
+	for range 5 {
+		c, err := dial()
+		if err == nil {
+			c.Close()
+			tb.Fatal("connected")
+		}
+		if named(err) {
+			return
+		}
+		errs = append(errs, err)
+	}
+	tb.Fatalf("refused, but never saying why: %v", errs)
+}
+
+// IsAuthorization accepts the server's authorization violation.
+func IsAuthorization(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation")
+}
+
+// IsAccountFull accepts the refusal of a connection over the account's cap.
+func IsAccountFull(err error) bool {
+	return errors.Is(err, nats.ErrMaxAccountConnectionsExceeded) || strings.Contains(err.Error(), "maximum account active connections")
+}
