@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,42 +119,43 @@ func (c *chat) forgetRoom(room string) {
 }
 
 // readHistory returns the entries after afterSeq in seq order, at most
-// limit, and the room's last seq.
-func (c *chat) readHistory(ctx context.Context, room string, afterSeq uint64, limit int) ([]natter.Envelope, uint64, error) {
-	w, err := c.history.Watch(ctx, room+".*", jetstream.IgnoreDeletes())
+// limit of them and no more than fit in a reply of budget bytes (at least
+// one), and the room's last seq.
+//
+// It reads the keys <room>.<seq> one by one from the first wanted seq, so
+// a page costs what it returns, not the size of the room. Seqs below the
+// history cap were purged and are skipped.
+func (c *chat) readHistory(ctx context.Context, room string, afterSeq uint64, limit, budget int) ([]natter.Envelope, uint64, error) {
+	last, err := c.freshLastSeq(ctx, room)
 	if err != nil {
-		return nil, 0, unavailable("read history", err)
+		return nil, 0, err
 	}
-	defer w.Stop()
-	var entries []natter.Envelope
-	var last uint64
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case e = <-w.Updates():
-		case <-ctx.Done():
-			return nil, 0, unavailable("read history", ctx.Err())
+	seq := afterSeq + 1
+	if kept := uint64(c.cfg.HistoryMax); last > kept {
+		seq = max(seq, last-kept+1)
+	}
+	entries := []natter.Envelope{}
+	size := replyOverhead
+	for ; seq <= last && len(entries) < limit; seq++ {
+		e, err := c.history.Get(ctx, historyKey(room, seq))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // purged: fell off the cap, or the cap was lower once
 		}
-		if e == nil {
+		if err != nil {
+			return nil, 0, unavailable("read history", err)
+		}
+		if size += len(e.Value()) + 1; size > budget && len(entries) > 0 {
 			break
 		}
-		seq, err := strconv.ParseUint(e.Key()[len(room)+1:], 10, 64)
-		if err != nil {
-			continue
-		}
-		last = max(last, seq)
-		if seq <= afterSeq {
-			continue
-		}
 		var env natter.Envelope
-		if json.Unmarshal(e.Value(), &env) == nil {
-			entries = append(entries, env)
+		if err := json.Unmarshal(e.Value(), &env); err != nil {
+			return nil, 0, &natter.Error{Code: natter.EInternal, Message: "unreadable stored message", Err: err}
 		}
+		entries = append(entries, env)
 	}
-	slices.SortFunc(entries, func(a, b natter.Envelope) int { return int(a.Seq) - int(b.Seq) })
-	if len(entries) > limit {
-		entries = entries[:limit]
-	}
-	c.setLastSeq(room, last)
 	return entries, last, nil
 }
+
+// replyOverhead is the size of a history reply without its entries:
+// {"ok":true,"messages":[],"last_seq":…}.
+const replyOverhead = 64

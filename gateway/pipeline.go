@@ -266,25 +266,9 @@ func (c *chat) historyRequest(ctx context.Context, room, user string, data []byt
 	if _, err := c.openRoom(ctx, room); err != nil {
 		return natter.HistoryReply{Error: body(err)}
 	}
-	msgs, last, err := c.readHistory(ctx, room, req.AfterSeq, req.Limit)
+	msgs, last, err := c.readHistory(ctx, room, req.AfterSeq, req.Limit, c.maxReply)
 	if err != nil {
 		return natter.HistoryReply{Error: body(err)}
 	}
-	return natter.HistoryReply{OK: true, Messages: fitEntries(msgs, c.maxReply), LastSeq: last}
-}
-
-// fitEntries keeps the first entries whose reply fits in budget bytes, and
-// at least one: a client reads the rest with after_seq, as with any page.
-func fitEntries(entries []natter.Envelope, budget int) []natter.Envelope {
-	size := 64 // {"ok":true,"messages":[],"last_seq":…}
-	for i, e := range entries {
-		b, _ := json.Marshal(e)
-		if size += len(b) + 1; size > budget && i > 0 {
-			return entries[:i]
-		}
-	}
-	if entries == nil {
-		return []natter.Envelope{}
-	}
-	return entries
+	return natter.HistoryReply{OK: true, Messages: msgs, LastSeq: last}
 }
