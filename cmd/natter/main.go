@@ -5,6 +5,7 @@
 //	natter creds admin [-o FILE]   admin creds for the chat account (nats CLI)
 //	natter token inspect JWT       explain a vended token
 //	natter nats init [-dir DIR]    key material and config for an external NATS
+//	natter bench [flags]           measure natter against its limits
 package main
 
 import (
@@ -59,8 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tokenCmd(args, stdout, stderr)
 	case "nats":
 		return natsCmd(args, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q: want serve, creds, token or nats", cmd)
+	return fmt.Errorf("unknown command %q: want serve, creds, token, nats or bench", cmd)
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
