@@ -24,6 +24,7 @@ type FanoutOptions struct {
 	Rate     float64       // total messages per second of the fixed-rate phases (200)
 	Duration time.Duration // length of each of the four phases (5 s)
 	Size     int           // bytes of each message's text (100)
+	Window   int           // sends in flight per sender in the "natter max" phase (8)
 	Max      int           // messages per sender per phase at most (1 000 000)
 }
 
@@ -38,6 +39,7 @@ func (o FanoutOptions) withDefaults() FanoutOptions {
 	def(&o.Senders, 2)
 	def(&o.Size, 100)
 	def(&o.Max, 1_000_000)
+	def(&o.Window, 8)
 	o.Senders = min(o.Senders, o.Members)
 	if o.Rate <= 0 {
 		o.Rate = 200
@@ -95,7 +97,7 @@ func (f *fanout) deliver(sk *sink, text string) {
 
 // runFanout: R rooms of M members; P senders per room send signed messages
 // through the gateway at a fixed total rate, then as fast as their acks
-// allow; then the same connections publish plain core-NATS messages (on
+// allow with a window of sends in flight; then the same connections publish plain core-NATS messages (on
 // their typing subjects, the only ones a member may publish to the whole
 // room) in the same two ways. Every member counts every delivery.
 func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario, error) {
@@ -106,6 +108,7 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 	s.param("rate", o.Rate)
 	s.param("duration/phase", o.Duration)
 	s.param("size", o.Size)
+	s.param("window", o.Window)
 
 	api := newAPI(baseURL)
 	f := &fanout{base: time.Now()}
@@ -191,56 +194,64 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 		}
 		start := time.Now()
 		deadline := start.Add(o.Duration)
+		// At the fixed rate each sender sends one message after the other;
+		// as fast as acks allow, it keeps Window sends in flight.
+		workers := 1
+		if !ph.raw && interval == 0 {
+			workers = o.Window
+		}
 		for k, sd := range senders {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := sd.m.conn
-				subject := natter.UserSubject(sd.room, natter.OpTyping, sd.m.u.ID)
-				// Spread the senders' ticks over one interval.
-				next := start.Add(interval * time.Duration(k) / time.Duration(len(senders)))
-				for n := 0; n < o.Max && ctx.Err() == nil; n++ {
-					if interval > 0 {
-						time.Sleep(time.Until(next))
-						next = next.Add(interval)
-					}
-					if !time.Now().Before(deadline) {
-						break
-					}
-					sent.Add(1)
-					text := f.payload(o.Size)
-					if ph.raw {
-						if err := c.Publish(subject, []byte(text)); err != nil {
-							failed.Add(1)
-							firstErr.CompareAndSwap(nil, err.Error())
+			for range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := sd.m.conn
+					subject := natter.UserSubject(sd.room, natter.OpTyping, sd.m.u.ID)
+					// Spread the senders' ticks over one interval.
+					next := start.Add(interval * time.Duration(k) / time.Duration(len(senders)))
+					for n := 0; n < o.Max/workers+1 && ctx.Err() == nil; n++ {
+						if interval > 0 {
+							time.Sleep(time.Until(next))
+							next = next.Add(interval)
+						}
+						if !time.Now().Before(deadline) {
+							break
+						}
+						sent.Add(1)
+						text := f.payload(o.Size)
+						if ph.raw {
+							if err := c.Publish(subject, []byte(text)); err != nil {
+								failed.Add(1)
+								firstErr.CompareAndSwap(nil, err.Error())
+								continue
+							}
+							accepted.Add(1)
+							// A flush is the raw client's acknowledgement.
+							if interval == 0 && n%64 == 63 {
+								c.Flush()
+							}
 							continue
 						}
-						accepted.Add(1)
-						// A flush is the raw client's acknowledgement.
-						if interval == 0 && n%64 == 63 {
-							c.Flush()
+						sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+						_, err := c.Send(sctx, sd.room, text)
+						cancel()
+						var ne *natter.Error
+						switch {
+						case err == nil:
+							accepted.Add(1)
+						case errors.As(err, &ne):
+							refused.Add(1)
+							firstErr.CompareAndSwap(nil, err.Error())
+						default:
+							failed.Add(1)
+							firstErr.CompareAndSwap(nil, err.Error())
 						}
-						continue
 					}
-					sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-					_, err := c.Send(sctx, sd.room, text)
-					cancel()
-					var ne *natter.Error
-					switch {
-					case err == nil:
-						accepted.Add(1)
-					case errors.As(err, &ne):
-						refused.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
-					default:
-						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
+					if ph.raw {
+						c.Flush()
 					}
-				}
-				if ph.raw {
-					c.Flush()
-				}
-			}()
+				}()
+			}
 		}
 		wg.Wait()
 		sendTime := time.Since(start)

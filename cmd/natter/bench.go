@@ -38,6 +38,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&o.Fanout.Rate, "rate", 200, "fanout: total messages per second of the fixed-rate phases")
 	fs.DurationVar(&o.Fanout.Duration, "fanout-duration", 5e9, "fanout: length of each of the four phases")
 	fs.IntVar(&o.Fanout.Size, "size", 100, "fanout: bytes per message")
+	fs.IntVar(&o.Fanout.Window, "window", 8, "fanout: sends in flight per sender when sending as fast as acks allow")
 	dataDir := fs.String("data-dir", "", "data directory of the natter the benchmark starts (default: a temporary one, removed after)")
 	if err := fs.Parse(args); err != nil {
 		return err
