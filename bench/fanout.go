@@ -192,7 +192,7 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 		if ph.rate > 0 {
 			interval = time.Duration(float64(len(senders)) / ph.rate * float64(time.Second))
 		}
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		deadline := start.Add(o.Duration)
 		// At the fixed rate each sender sends one message after the other;
 		// as fast as acks allow, it keeps Window sends in flight.
@@ -260,6 +260,7 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 			time.Sleep(10 * time.Millisecond)
 		}
 		f.phase.Store(-1) // late deliveries no longer count
+		cpu := cpuTime() - cpu0
 		var lat latencies
 		for _, sk := range f.sinks {
 			sk.mu.Lock()
@@ -269,7 +270,7 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 		until := time.Duration(f.last.Load()) - start.Sub(f.base)
 		res := phaseResult{
 			sent: sent.Load(), accepted: accepted.Load(), refused: refused.Load(), failed: failed.Load(),
-			delivered: f.delivered.Load(), sendTime: sendTime, deliverTime: max(until, sendTime), lat: &lat,
+			delivered: f.delivered.Load(), sendTime: sendTime, deliverTime: max(until, sendTime), cpu: cpu, lat: &lat,
 		}
 		if e := firstErr.Load(); e != nil {
 			res.firstErr = e.(string)
@@ -290,7 +291,7 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 
 type phaseResult struct {
 	sent, accepted, refused, failed, delivered int64
-	sendTime, deliverTime                      time.Duration
+	sendTime, deliverTime, cpu                 time.Duration
 	lat                                        *latencies
 	firstErr                                   string
 }
@@ -307,6 +308,9 @@ func (r phaseResult) figures(s *Scenario, name string, acked bool) {
 	s.fig(name+": delivered", float64(r.delivered), "")
 	s.fig(name+": accepted/s", per(int(r.accepted), r.sendTime), "/s")
 	s.fig(name+": delivered/s", r.deliveredRate(), "/s")
+	// natter and the clients share the process: this is not natter's alone.
+	s.fig(name+": process CPU", r.cpu.Seconds(), "s")
+	s.fig(name+": delivered/process CPU-s", ratio(float64(r.delivered), r.cpu.Seconds()), "")
 	s.fig(name+": latency p50", r.lat.quantile(0.50), "ms")
 	s.fig(name+": latency p99", r.lat.quantile(0.99), "ms")
 	s.fig(name+": latency max", ms(r.lat.max), "ms")
