@@ -45,11 +45,15 @@ func newRoom(ctx context.Context, api *client.API, name string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	tok, err := api.Token(ctx, u, "creator")
+	tok, err := tokenRetrying(ctx, api, u, "creator")
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
 	r, err := api.CreateRoom(ctx, tok, name)
+	for isRateLimited(err) && ctx.Err() == nil {
+		sleep(ctx, 500*time.Millisecond)
+		r, err = api.CreateRoom(ctx, tok, name)
+	}
 	if err != nil {
 		return "", fmt.Errorf("create room: %w", err)
 	}
@@ -62,7 +66,7 @@ func joinRoom(ctx context.Context, api *client.API, room, name string) (*member,
 	if err != nil {
 		return nil, err
 	}
-	tok, err := api.Token(ctx, u, name, room)
+	tok, err := tokenRetrying(ctx, api, u, name, room)
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
@@ -77,21 +81,41 @@ func joinRoom(ctx context.Context, api *client.API, room, name string) (*member,
 	return &member{u: u, tok: tok, conn: c}, nil
 }
 
+// isRateLimited tells a refusal for a rate limit, of the TVM or the gateway.
+func isRateLimited(err error) bool {
+	var ae *client.APIError
+	var ne *natter.Error
+	return errors.As(err, &ae) && ae.Code == natter.ERateLimited || errors.As(err, &ne) && ne.Code == natter.ERateLimited
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// tokenRetrying asks for a token, waiting out rate limits (a natter started
+// by someone else keeps its limits) until ctx ends.
+func tokenRetrying(ctx context.Context, api *client.API, u *client.Identity, name string, rooms ...string) (*client.Token, error) {
+	for {
+		tok, err := api.Token(ctx, u, name, rooms...)
+		if !isRateLimited(err) || ctx.Err() != nil {
+			return tok, err
+		}
+		sleep(ctx, 500*time.Millisecond)
+	}
+}
+
 // sendRetrying sends text, waiting out rate limits (a natter started by
 // someone else keeps its per-sender limit).
 func sendRetrying(ctx context.Context, c *client.Conn, room, text string) error {
 	for {
 		_, err := c.Send(ctx, room, text)
-		var ne *natter.Error
-		if errors.As(err, &ne) && ne.Code == natter.ERateLimited {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
+		if !isRateLimited(err) || ctx.Err() != nil {
+			return err
 		}
-		return err
+		sleep(ctx, 100*time.Millisecond)
 	}
 }
 
