@@ -112,8 +112,10 @@ func CheckLoopback(rawURL string) error {
 	if err != nil {
 		return err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%s: want an http or https URL", rawURL)
+	switch u.Scheme {
+	case "http", "https", "ws", "wss":
+	default:
+		return fmt.Errorf("%s: want an http(s) or ws(s) URL", rawURL)
 	}
 	host := u.Hostname()
 	if host == "localhost" {

@@ -70,6 +70,12 @@ func joinRoom(ctx context.Context, api *client.API, room, name string) (*member,
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
+	// The TVM names the NATS servers: they must be on loopback too.
+	for _, s := range tok.Servers {
+		if err := CheckLoopback(s); err != nil {
+			return nil, err
+		}
+	}
 	c, err := client.Dial(u, tok)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)

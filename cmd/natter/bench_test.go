@@ -112,9 +112,13 @@ func TestBenchRefusesNonLoopback(t *testing.T) {
 			t.Errorf("natter bench -url %s: no error", u)
 		}
 	}
-	for _, u := range []string{"http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:8080"} {
+	for _, u := range []string{"http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:8080", "ws://127.0.0.1:8081"} {
 		if err := bench.CheckLoopback(u); err != nil {
 			t.Errorf("CheckLoopback(%s): %v", u, err)
 		}
+	}
+	// The NATS servers a token names are checked too.
+	if err := bench.CheckLoopback("wss://chat.example.com"); err == nil {
+		t.Error("CheckLoopback accepted a WebSocket URL that is not on loopback")
 	}
 }
