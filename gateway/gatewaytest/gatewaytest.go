@@ -4,9 +4,7 @@
 package gatewaytest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -150,30 +148,7 @@ func GetJSON(url string, out any) error {
 // bearer is set, Authorization: Bearer; a 2xx answer is decoded into out,
 // others come back as *APIError.
 func DoJSON(method, url, bearer string, body []byte, out any) error {
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Error APIError }
-		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
-			return fmt.Errorf("status %d with an undecodable body: %w", resp.StatusCode, err)
-		}
-		e.Error.Status = resp.StatusCode
-		return &e.Error
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return client.DoJSON(context.Background(), nil, method, url, bearer, body, out)
 }
 
 // Conn is a user's NATS connection over WebSocket. It records the server's
