@@ -88,6 +88,7 @@ type chat struct {
 	presenceStream, msgLog     jetstream.Stream
 	roomView, presenceView     *view
 	svc                        micro.Service
+	work                       *workers
 	consumers                  []jetstream.ConsumeContext
 	ctx                        context.Context
 	cancel                     context.CancelFunc
@@ -215,6 +216,9 @@ func (c *chat) provision(ctx context.Context, replicas int) error {
 func (c *chat) stop() {
 	if c.svc != nil {
 		c.svc.Stop()
+	}
+	if c.work != nil {
+		c.work.close() // the requests taken finish and are answered
 	}
 	for _, cc := range c.consumers {
 		cc.Stop()

@@ -64,11 +64,13 @@ func (c *chat) appendHistory(ctx context.Context, rec roomRecord, msgID string, 
 			return first, true, nil
 		}
 		c.setLastSeq(rec.ID, seq)
-		if seq > uint64(c.cfg.HistoryMax) {
-			// Dropping the entry that fell off the cap; a purge leaves no
-			// marker behind.
-			old := kvSubject(natter.BucketHistory, historyKey(rec.ID, seq-uint64(c.cfg.HistoryMax)))
-			if err := c.historyStream.Purge(ctx, jetstream.WithPurgeSubject(old)); err != nil {
+		if keep := uint64(c.cfg.HistoryMax); seq > keep && seq%trimEvery(keep) == 0 {
+			// Dropping what fell off the cap, a batch at a time: a purge is
+			// a JetStream API request, too dear for every message, and
+			// readers never return more than the cap anyway. A purge leaves
+			// no marker behind.
+			err := c.historyStream.Purge(ctx, jetstream.WithPurgeSubject(kvSubject(natter.BucketHistory, rec.ID+".*")), jetstream.WithPurgeKeep(keep))
+			if err != nil {
 				c.log.Warn("trim history", "room", rec.ID, "err", err)
 			}
 		}
@@ -76,6 +78,10 @@ func (c *chat) appendHistory(ctx context.Context, rec roomRecord, msgID string, 
 	}
 	return env, false, &natter.Error{Code: natter.EUnavailable, Message: "the room is too busy, try again"}
 }
+
+// trimEvery is how many messages a room takes between two trims of its
+// history: a tenth of the cap, so storage holds at most 10% more.
+func trimEvery(keep uint64) uint64 { return max(1, keep/10) }
 
 func (c *chat) cachedLastSeq(ctx context.Context, room string) (uint64, error) {
 	c.seqMu.Lock()

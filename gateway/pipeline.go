@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nkeys"
 
@@ -43,6 +44,7 @@ func (c *chat) startService() error {
 		return err
 	}
 	c.svc = svc
+	c.work = newWorkers()
 	for _, ep := range []struct {
 		op      natter.Op
 		request bool // needs a reply subject
@@ -78,19 +80,37 @@ func (c *chat) endpoint(request bool, handle func(ctx context.Context, room, use
 			c.droppedReplies.Add(1)
 			return
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
-		defer cancel()
-		resp := handle(ctx, room, user, r.Data())
-		if reply == "" {
-			return
+		data := r.Data()
+		// Answered by c.run on its own, not through r: micro reads r when
+		// this returns, and the work finishes later.
+		if !c.work.do(room, func() { c.run(room, user, reply, data, handle) }) && reply != "" {
+			c.respond(reply, natter.Reply{Error: body(natter.Errorf(natter.EUnavailable, "natter is shutting down, try again"))})
 		}
-		body, _ := json.Marshal(resp)
-		if e := errorOf(resp); e != nil {
-			r.Error(e.Code, e.Message, body)
-			return
-		}
-		r.Respond(body)
 	})
+}
+
+// run does one request and answers it.
+func (c *chat) run(room, user, reply string, data []byte, handle func(ctx context.Context, room, user string, data []byte) any) {
+	ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
+	defer cancel()
+	resp := handle(ctx, room, user, data)
+	if reply == "" {
+		return
+	}
+	c.respond(reply, resp)
+}
+
+// respond sends resp to reply the way micro would, error headers included,
+// so that `nats req` and other micro clients read it as usual.
+func (c *chat) respond(reply string, resp any) {
+	data, _ := json.Marshal(resp)
+	msg := &nats.Msg{Subject: reply, Data: data}
+	if e := errorOf(resp); e != nil {
+		msg.Header = nats.Header{micro.ErrorHeader: {e.Message}, micro.ErrorCodeHeader: {e.Code}}
+	}
+	if err := c.nc.PublishMsg(msg); err != nil {
+		c.log.Warn("reply", "err", err)
+	}
 }
 
 func errorOf(resp any) *natter.ErrorBody {
