@@ -91,7 +91,10 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, perKey: newKeyLimiter(cfg.KeyRate, cfg.KeyBurst)}
 	if cfg.SigningKey != nil {
-		s.signer, _ = cfg.SigningKey.PublicKey()
+		if signer, err := NewSigner(cfg.SigningKey); err == nil {
+			s.cfg.SigningKey = signer
+		}
+		s.signer, _ = s.cfg.SigningKey.PublicKey()
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
