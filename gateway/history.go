@@ -23,23 +23,24 @@ func historyKey(room string, seq uint64) string { return room + "." + strconv.Fo
 // seqs have no gaps and no duplicates however many processes write, and a
 // crash between two steps cannot leave a hole. With msgID set, JetStream's
 // deduplication returns the first write of that id instead of a new one; dup
-// is then true and the entry is the stored one.
-func (c *chat) appendHistory(ctx context.Context, rec roomRecord, msgID string, build func(seq uint64, now time.Time) natter.Envelope) (env natter.Envelope, dup bool, err error) {
+// is then true and the entry is the stored one. data is the entry as
+// stored, ready to broadcast.
+func (c *chat) appendHistory(ctx context.Context, rec roomRecord, msgID string, build func(seq uint64, now time.Time) natter.Envelope) (env natter.Envelope, data []byte, dup bool, err error) {
 	unlock := c.roomLocks.lock(rec.ID)
 	defer unlock()
 	last, err := c.cachedLastSeq(ctx, rec.ID)
 	if err != nil {
-		return env, false, err
+		return env, nil, false, err
 	}
 	for range 1000 {
 		now := time.Now().UTC()
 		ttl := rec.ExpiresAt.Sub(now) // no message outlives its room
 		if ttl < time.Second {
-			return env, false, natter.Errorf(natter.ERoomClosed, "room %s is closed", rec.ID)
+			return env, nil, false, natter.Errorf(natter.ERoomClosed, "room %s is closed", rec.ID)
 		}
 		seq := last + 1
 		env = build(seq, now)
-		data, _ := json.Marshal(env)
+		data, _ = json.Marshal(env)
 		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithMsgTTL(ttl)}
 		if msgID != "" {
 			opts = append(opts, jetstream.WithMsgID(msgID))
@@ -50,18 +51,18 @@ func (c *chat) appendHistory(ctx context.Context, rec roomRecord, msgID string, 
 			continue
 		}
 		if err != nil {
-			return env, false, unavailable("store message", err)
+			return env, nil, false, unavailable("store message", err)
 		}
 		if ack.Duplicate {
 			raw, err := c.historyStream.GetMsg(ctx, ack.Sequence)
 			if err != nil {
-				return env, true, unavailable("read first copy", err)
+				return env, nil, true, unavailable("read first copy", err)
 			}
 			var first natter.Envelope
 			if err := json.Unmarshal(raw.Data, &first); err != nil {
-				return env, true, &natter.Error{Code: natter.EInternal, Message: "unreadable stored message", Err: err}
+				return env, nil, true, &natter.Error{Code: natter.EInternal, Message: "unreadable stored message", Err: err}
 			}
-			return first, true, nil
+			return first, raw.Data, true, nil
 		}
 		c.setLastSeq(rec.ID, seq)
 		if keep := uint64(c.cfg.HistoryMax); seq > keep && seq%trimEvery(keep) == 0 {
@@ -74,9 +75,9 @@ func (c *chat) appendHistory(ctx context.Context, rec roomRecord, msgID string, 
 				c.log.Warn("trim history", "room", rec.ID, "err", err)
 			}
 		}
-		return env, false, nil
+		return env, data, false, nil
 	}
-	return env, false, &natter.Error{Code: natter.EUnavailable, Message: "the room is too busy, try again"}
+	return env, nil, false, &natter.Error{Code: natter.EUnavailable, Message: "the room is too busy, try again"}
 }
 
 // trimEvery is how many messages a room takes between two trims of its

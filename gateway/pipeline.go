@@ -56,7 +56,7 @@ func (c *chat) startService() error {
 		{natter.OpHere, false, c.here},
 		{natter.OpLeave, false, c.leave},
 	} {
-		err := svc.AddEndpoint(string(ep.op), c.endpoint(ep.request, ep.handle), micro.WithEndpointSubject(natter.AllUsers(ep.op)))
+		err := svc.AddEndpoint(string(ep.op), c.endpoint(ep.request, c.measured(ep.op, ep.handle)), micro.WithEndpointSubject(natter.AllUsers(ep.op)))
 		if err != nil {
 			return err
 		}
@@ -244,7 +244,7 @@ func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
 	if err != nil {
 		return natter.Ack{Error: body(err)}
 	}
-	env, dup, err := c.appendHistory(ctx, rec, room+"."+user+"."+req.ID, func(seq uint64, now time.Time) natter.Envelope {
+	env, data, dup, err := c.appendHistory(ctx, rec, room+"."+user+"."+req.ID, func(seq uint64, now time.Time) natter.Envelope {
 		return natter.Envelope{Room: room, Seq: seq, ID: req.ID, Type: natter.TypeMessage, From: me, Text: req.Text, Sig: req.Sig, SentAt: now}
 	})
 	if err != nil {
@@ -252,7 +252,7 @@ func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
 	}
 	// A resend may follow a crash between storing and broadcasting, so the
 	// entry is broadcast again; clients drop what they have by seq.
-	c.broadcast(room, env)
+	c.broadcast(room, data)
 	if !dup {
 		// Only a counter: not worth a round trip before the ack.
 		if _, err := c.js.PublishAsync(subjectMsgLog, nil); err != nil {
@@ -263,8 +263,8 @@ func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
 	return natter.Ack{OK: true, Seq: env.Seq, SentAt: &env.SentAt}
 }
 
-func (c *chat) broadcast(room string, env natter.Envelope) {
-	data, _ := json.Marshal(env)
+// broadcast sends a stored entry, as stored, to the room.
+func (c *chat) broadcast(room string, data []byte) {
 	if err := c.nc.Publish(natter.RoomSubject(room, natter.TopicMsgs), data); err != nil {
 		c.log.Warn("broadcast", "room", room, "err", err)
 	}

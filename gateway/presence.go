@@ -136,14 +136,14 @@ func (c *chat) join(ctx context.Context, room, user string, data []byte) any {
 
 // announce stores a join or leave entry in the history and tells the room.
 func (c *chat) announce(ctx context.Context, rec roomRecord, typ string, m natter.Member) {
-	env, _, err := c.appendHistory(ctx, rec, "", func(seq uint64, now time.Time) natter.Envelope {
+	env, data, _, err := c.appendHistory(ctx, rec, "", func(seq uint64, now time.Time) natter.Envelope {
 		return natter.Envelope{Room: rec.ID, Seq: seq, Type: typ, From: m, SentAt: now}
 	})
 	if err != nil {
 		c.log.Warn("store presence entry", "room", rec.ID, "type", typ, "err", err)
 		return
 	}
-	c.broadcast(rec.ID, env)
+	c.broadcast(rec.ID, data)
 	c.event(natter.MemberEvent{Type: typ, Room: rec.ID, Member: &m, Seq: env.Seq})
 }
 
