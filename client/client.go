@@ -164,18 +164,18 @@ type Conn struct {
 
 	mu        sync.Mutex
 	jwt       string
+	expires   time.Time
+	renew     func(context.Context) (*Token, error)
 	reconnect []func()
 }
 
 // Dial connects u over WebSocket with tok and its private inbox prefix.
-// Reconnects use the newest token given to SetToken.
+// Reconnects use the newest token given to SetToken, or a new one from the
+// function given to RenewWith when that one has expired.
 func Dial(u *Identity, tok *Token, opts ...nats.Option) (*Conn, error) {
-	c := &Conn{User: u, jwt: tok.JWT}
+	c := &Conn{User: u, jwt: tok.JWT, expires: tok.ExpiresAt}
 	opts = append([]nats.Option{
-		nats.UserJWT(
-			func() (string, error) { c.mu.Lock(); defer c.mu.Unlock(); return c.jwt, nil },
-			func(nonce []byte) ([]byte, error) { return u.Key.Sign(nonce) },
-		),
+		nats.UserJWT(c.token, func(nonce []byte) ([]byte, error) { return u.Key.Sign(nonce) }),
 		nats.CustomInboxPrefix(tok.InboxPrefix),
 		// nats.go refuses a WebSocket frame larger than 8 times the max
 		// payload (64 KiB with natter's 8 KiB) and drops the connection, but
@@ -208,11 +208,48 @@ func Dial(u *Identity, tok *Token, opts ...nats.Option) (*Conn, error) {
 // SetToken makes the next (re)connect use tok.
 func (c *Conn) SetToken(tok *Token) {
 	c.mu.Lock()
-	c.jwt = tok.JWT
+	c.jwt, c.expires = tok.JWT, tok.ExpiresAt
 	c.mu.Unlock()
 }
 
-func (c *Conn) onReconnect(f func()) {
+// RenewWith makes a reconnect whose token has expired, or expires within
+// renewMargin, first get a new one from renew, as a client whose token ran
+// out while it was away must. nats.go asks for the token while it holds
+// the connection's lock: the connection waits for renew, which must not use
+// it, and which is given renewTimeout. A failed renewal fails that attempt;
+// the next one asks again.
+func (c *Conn) RenewWith(renew func(context.Context) (*Token, error)) {
+	c.mu.Lock()
+	c.renew = renew
+	c.mu.Unlock()
+}
+
+const (
+	renewMargin  = time.Second
+	renewTimeout = 10 * time.Second
+)
+
+// token is nats.go's UserJWT callback.
+func (c *Conn) token() (string, error) {
+	c.mu.Lock()
+	jwt, expires, renew := c.jwt, c.expires, c.renew
+	c.mu.Unlock()
+	if renew == nil || expires.IsZero() || time.Until(expires) > renewMargin {
+		return jwt, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
+	defer cancel()
+	tok, err := renew(ctx)
+	if err != nil {
+		return "", fmt.Errorf("renew the token: %w", err)
+	}
+	c.SetToken(tok)
+	return tok.JWT, nil
+}
+
+// OnReconnect calls f after each reconnect, once the subscriptions are
+// restored.
+func (c *Conn) OnReconnect(f func()) {
 	c.mu.Lock()
 	c.reconnect = append(c.reconnect, f)
 	c.mu.Unlock()

@@ -57,7 +57,7 @@ func (c *Conn) Follow(ctx context.Context, room string, afterSeq uint64, handle 
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	c.onReconnect(r.needFetch)
+	c.OnReconnect(r.needFetch)
 	go r.fetchLoop(bg)
 	return r, nil
 }
