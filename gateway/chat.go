@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/natterchat/natter"
+	"github.com/natterchat/natter/metrics"
 )
 
 // ChatConfig are the rules of rooms, messages and presence.
@@ -101,15 +102,17 @@ type chat struct {
 	// maxReply bounds a reply's size: the server does not deliver a message
 	// larger than the user's max payload.
 	maxReply int
+
+	metrics *metrics.Metrics // nil: none
 }
 
 // replyHeadroom is left below the user's max payload for the headers the
 // server and the micro service add.
 const replyHeadroom = 512
 
-func startChat(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg ChatConfig, replicas, maxPayload int, log *slog.Logger) (*chat, error) {
+func startChat(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg ChatConfig, replicas, maxPayload int, log *slog.Logger, m *metrics.Metrics) (*chat, error) {
 	cfg.defaults()
-	c := &chat{cfg: cfg, log: log, nc: nc, js: js, lastSeq: map[string]uint64{}, maxReply: maxPayload - replyHeadroom}
+	c := &chat{cfg: cfg, log: log, nc: nc, js: js, lastSeq: map[string]uint64{}, maxReply: maxPayload - replyHeadroom, metrics: m}
 	c.limits.rate, c.limits.burst = cfg.SendRate, cfg.SendBurst
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.provision(ctx, replicas); err != nil {

@@ -22,6 +22,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nkeys"
+
+	"github.com/natterchat/natter/metrics"
 )
 
 // Config says where natter's NATS lives. With URL empty natter runs its own
@@ -54,6 +56,7 @@ type Config struct {
 	Replicas int // bucket replicas; 0 means 1
 	Limits   UserLimits
 	Chat     ChatConfig
+	Metrics  *metrics.Metrics // pipeline requests, rooms, members, connection; nil: none
 	Logger   *slog.Logger
 }
 
@@ -90,7 +93,10 @@ func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 		err = g.connectExternal()
 	}
 	if err == nil {
-		g.chat, err = startChat(ctx, g.nc, g.js, cfg.Chat, cfg.Replicas, int(cfg.Limits.MaxPayload), g.log)
+		g.chat, err = startChat(ctx, g.nc, g.js, cfg.Chat, cfg.Replicas, int(cfg.Limits.MaxPayload), g.log, cfg.Metrics)
+	}
+	if err == nil {
+		err = g.watchMetrics()
 	}
 	if err != nil {
 		g.Close(context.Background())

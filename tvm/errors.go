@@ -43,6 +43,17 @@ var fromEcho = map[int]*natter.Error{
 	http.StatusMethodNotAllowed: natter.Errorf(natter.EMethod, "method not allowed on this endpoint"),
 }
 
+// ours is err with echo's own errors turned into ours, so the code a
+// client reads and the code counted in the metrics are the same.
+func ours(err error) error {
+	if he, ok := errors.AsType[*echo.HTTPError](err); ok {
+		if e, ok := fromEcho[he.Code]; ok {
+			return e
+		}
+	}
+	return err
+}
+
 type errorBody struct {
 	Error struct {
 		Code    string `json:"code"`
@@ -57,11 +68,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if c.Response().Committed {
 			return
 		}
-		if he, ok := errors.AsType[*echo.HTTPError](err); ok {
-			if e, ok := fromEcho[he.Code]; ok {
-				err = e
-			}
-		}
+		err = ours(err)
 		code := natter.ErrorCode(err)
 		status, ok := statusOf[code]
 		if !ok {

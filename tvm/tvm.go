@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/natterchat/natter"
+	"github.com/natterchat/natter/metrics"
 )
 
 // Config is what the TVM needs from the rest of natter.
@@ -59,6 +60,9 @@ type Config struct {
 
 	// App, when set, serves the web app on every path outside the API.
 	App http.Handler
+
+	// Metrics counts tokens issued and refused; nil counts nothing.
+	Metrics *metrics.Metrics
 
 	Logger *slog.Logger
 }
@@ -121,7 +125,7 @@ func New(cfg Config) *Server {
 	if cfg.Rate > 0 {
 		api = append(api, s.rateLimit())
 	}
-	e.POST("/api/v1/token", s.token, api...)
+	e.POST("/api/v1/token", s.token, append([]echo.MiddlewareFunc{s.countTokens}, api...)...)
 	e.POST("/api/v1/rooms", s.createRoom, api...)
 	e.GET("/api/v1/rooms", s.listRooms, api...)
 	e.GET("/api/v1/rooms/:id", s.getRoom, api...)

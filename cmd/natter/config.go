@@ -41,6 +41,9 @@ type Config struct {
 	Replicas       int
 	LogLevel       string
 
+	// Prometheus metrics, on a listener of their own.
+	MetricsAddr string
+
 	// The rules of rooms, messages and presence, for gateway.ChatConfig.
 	RoomIdleTTL     time.Duration
 	RoomMaxTTL      time.Duration
@@ -186,6 +189,7 @@ var settings = []setting{
 	{"signing-key", "NATTER_SIGNING_KEY", "", "seed file of the chat account's scoped signing key (external NATS)", str(func(c *Config) *string { return &c.SigningKey })},
 	{"replicas", "NATTER_REPLICAS", "1", "replicas of the JetStream buckets", integer(func(c *Config) *int { return &c.Replicas })},
 	{"log-level", "NATTER_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"metrics-addr", "NATTER_METRICS_ADDR", "", "listen address of /metrics (Prometheus), e.g. 127.0.0.1:9090; keep it private. Empty: off", str(func(c *Config) *string { return &c.MetricsAddr })},
 	{"room-idle-ttl", "NATTER_ROOM_IDLE_TTL", "5m", "a room with no message and no member present for this long is deleted", ttl(func(c *Config) *time.Duration { return &c.RoomIdleTTL })},
 	{"room-max-ttl", "NATTER_ROOM_MAX_TTL", "12h", "every room is deleted this long after its creation", ttl(func(c *Config) *time.Duration { return &c.RoomMaxTTL })},
 	{"rooms-per-hour", "NATTER_ROOMS_PER_HOUR", "5", "rooms one user may create per hour", positive(func(c *Config) *int { return &c.RoomsPerHour })},

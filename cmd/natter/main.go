@@ -29,6 +29,7 @@ import (
 
 	"github.com/natterchat/natter/frontend"
 	"github.com/natterchat/natter/gateway"
+	"github.com/natterchat/natter/metrics"
 	"github.com/natterchat/natter/tvm"
 )
 
@@ -94,15 +95,18 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// Main is a running natter: the gateway and the TVM. Tests build one with a
-// Config on port 0 and a temp data dir.
+// Main is a running natter: the gateway and the TVM, and the metrics
+// listener when configured. Tests build one with a Config on port 0 and a
+// temp data dir.
 type Main struct {
 	Config Config
 	Logger *slog.Logger
 
 	Gateway *gateway.Gateway
 	TVM     *tvm.Server
+	Metrics *metrics.Server // nil without NATTER_METRICS_ADDR
 	served  chan error
+	metered chan error
 }
 
 // Run starts everything and returns once all listeners are bound and
@@ -115,6 +119,15 @@ func (m *Main) Run(ctx context.Context) error {
 	tlsConfig, err := c.tlsConfig()
 	if err != nil {
 		return err
+	}
+	var mx *metrics.Metrics
+	if c.MetricsAddr != "" {
+		mx = metrics.New()
+		if m.Metrics, err = mx.Listen(c.MetricsAddr, metrics.ServerConfig{Logger: m.Logger}); err != nil {
+			return err
+		}
+		m.metered = make(chan error, 1)
+		go func() { m.metered <- m.Metrics.Serve() }()
 	}
 	// The HTTP listener is bound first: its port is part of the WebSocket
 	// origins allowed by default.
@@ -142,6 +155,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Replicas:       c.Replicas,
 		Limits:         gateway.UserLimits{MaxConns: int64(c.MaxConnections)},
 		Chat:           c.chatConfig(),
+		Metrics:        mx,
 		Logger:         m.Logger,
 	})
 	if err != nil {
@@ -164,6 +178,7 @@ func (m *Main) Run(ctx context.Context) error {
 		KeyBurst:       c.TokenKeyBurst,
 		Ready:          gw.Ready,
 		App:            frontend.Handler(),
+		Metrics:        mx,
 		Logger:         m.Logger,
 	})
 	m.TVM.ListenOn(ln)
@@ -181,6 +196,10 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("connected to external nats", "url", c.NATSURL)
 	}
 	m.Logger.Info("http listening (TVM API)", "url", listenURL(web, c.HTTPAddr, httpPort))
+	if m.Metrics != nil {
+		u := listenURL("http", c.MetricsAddr, m.Metrics.Addr().(*net.TCPAddr).Port)
+		m.Logger.Info("metrics listening (Prometheus)", "url", u+"/metrics")
+	}
 	if strings.HasPrefix(c.PublicURL, "https:") && tlsConfig == nil && len(c.WSURLs) == 0 {
 		m.Logger.Warn("NATTER_PUBLIC_URL is https but tokens hand out ws:// URLs, which a page served over https may not open: set NATTER_WS_URLS=wss://…")
 	}
@@ -200,8 +219,17 @@ func listenURL(scheme, addr string, port int) string {
 // HTTPAddr is the TVM's bound address.
 func (m *Main) HTTPAddr() net.Addr { return m.TVM.Addr() }
 
+// MetricsAddr is the metrics listener's bound address, or nil when off.
+func (m *Main) MetricsAddr() net.Addr {
+	if m.Metrics == nil {
+		return nil
+	}
+	return m.Metrics.Addr()
+}
+
 // Close stops accepting HTTP, waits for requests in flight, drains NATS and
-// stops the embedded server, all within shutdownTimeout.
+// stops the embedded server, then the metrics listener (last, so a scrape
+// sees the shutdown), all within shutdownTimeout.
 func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -214,6 +242,12 @@ func (m *Main) Close() error {
 	}
 	if m.Gateway != nil {
 		errs = append(errs, m.Gateway.Close(ctx))
+	}
+	if m.Metrics != nil {
+		errs = append(errs, m.Metrics.Shutdown(ctx))
+		if m.metered != nil {
+			errs = append(errs, <-m.metered)
+		}
 	}
 	return errors.Join(errs...)
 }
