@@ -8,6 +8,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -20,17 +21,23 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 )
 
 // Options selects the scenarios and their parameters.
 type Options struct {
-	BaseURL   string   // the TVM, e.g. http://127.0.0.1:8080; must be loopback
-	Scenarios []string // tokens, join, fanout; empty for all
-	Tokens    TokensOptions
-	Join      JoinOptions
-	Fanout    FanoutOptions
+	// Start gives the natter a scenario runs against: a fresh one it
+	// starts, or one already running (whose Close leaves it be), on a
+	// loopback address. tokenTTL is the token lifetime the scenario wants,
+	// 0 for natter's default; a running natter keeps its own.
+	Start       func(ctx context.Context, scenario string, tokenTTL time.Duration) (Server, error)
+	Scenarios   []string // tokens, join, fanout, connections; empty for all
+	Tokens      TokensOptions
+	Join        JoinOptions
+	Fanout      FanoutOptions
+	Connections ConnectionsOptions
 }
 
 // Report is the whole result: where it ran, on what, and the figures.
@@ -59,7 +66,9 @@ func (m Machine) String() string {
 // Scenario is one scenario's parameters and figures, in the order measured.
 type Scenario struct {
 	Name    string   `json:"name"`
+	Server  string   `json:"server,omitempty"` // the natter measured
 	Params  []Param  `json:"params"`
+	Notes   []string `json:"notes,omitempty"`
 	Figures []Figure `json:"figures"`
 	Err     string   `json:"error,omitempty"`
 }
@@ -78,6 +87,10 @@ type Figure struct {
 }
 
 func (s *Scenario) param(name string, v any) { s.Params = append(s.Params, Param{name, fmt.Sprint(v)}) }
+
+func (s *Scenario) note(format string, args ...any) {
+	s.Notes = append(s.Notes, fmt.Sprintf(format, args...))
+}
 
 func (s *Scenario) fig(name string, v float64, unit string) {
 	s.Figures = append(s.Figures, Figure{name, v, unit})
@@ -104,7 +117,7 @@ func (r *Report) Scenario(name string) *Scenario {
 }
 
 // Names of the scenarios, in the order they run.
-var Names = []string{"tokens", "join", "fanout"}
+var Names = []string{"tokens", "join", "fanout", "connections"}
 
 // CheckLoopback refuses a URL whose host is not a loopback address.
 func CheckLoopback(rawURL string) error {
@@ -127,12 +140,10 @@ func CheckLoopback(rawURL string) error {
 	return fmt.Errorf("%s: the benchmark only targets loopback addresses (localhost, 127.0.0.0/8, ::1)", rawURL)
 }
 
-// Run runs the selected scenarios against o.BaseURL. A scenario that fails
-// is reported with its error; the others still run.
+// Run runs the selected scenarios, each against the natter o.Start gives
+// it. A scenario that fails is reported with its error; the others still
+// run.
 func Run(ctx context.Context, o Options, r *Report) error {
-	if err := CheckLoopback(o.BaseURL); err != nil {
-		return err
-	}
 	sel := o.Scenarios
 	if len(sel) == 0 {
 		sel = Names
@@ -142,28 +153,94 @@ func Run(ctx context.Context, o Options, r *Report) error {
 			return fmt.Errorf("unknown scenario %q: want %s", n, strings.Join(Names, ", "))
 		}
 	}
-	r.Target = o.BaseURL
+	noUsage := false
 	for _, n := range Names {
 		if !slices.Contains(sel, n) || ctx.Err() != nil {
 			continue
 		}
+		ttl := time.Duration(0)
+		if n == "connections" {
+			ttl = o.Connections.withDefaults().TokenTTL
+		}
+		srv, err := o.Start(ctx, n, ttl)
+		if err != nil {
+			r.Scenarios = append(r.Scenarios, &Scenario{Name: n, Err: "start natter: " + err.Error()})
+			continue
+		}
+		if err := CheckLoopback(srv.URL()); err != nil {
+			srv.Close()
+			return err
+		}
+		if _, err := srv.Usage(ctx); err != nil && !noUsage {
+			noUsage = true
+			r.Notes = append(r.Notes, "no server CPU or memory figures: "+err.Error())
+		}
 		var s *Scenario
-		var err error
 		switch n {
 		case "tokens":
-			s, err = runTokens(ctx, o.BaseURL, o.Tokens.withDefaults())
+			s, err = runTokens(ctx, srv, o.Tokens.withDefaults())
 		case "join":
-			s, err = runJoin(ctx, o.BaseURL, o.Join.withDefaults())
+			s, err = runJoin(ctx, srv, o.Join.withDefaults())
 		case "fanout":
-			s, err = runFanout(ctx, o.BaseURL, o.Fanout.withDefaults())
+			s, err = runFanout(ctx, srv, o.Fanout.withDefaults())
+		case "connections":
+			s, err = runConnections(ctx, srv, o.Connections.withDefaults())
 		}
 		if s == nil {
 			s = &Scenario{Name: n}
+		}
+		s.Server = srv.String()
+		if cerr := srv.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("stop natter: %w", cerr))
 		}
 		if err != nil {
 			s.Err = err.Error()
 		}
 		r.Scenarios = append(r.Scenarios, s)
+	}
+	return ctx.Err()
+}
+
+// setupWorkers is how many rooms or clients are set up side by side.
+const setupWorkers = 8
+
+// parallel calls f(i) for each i in [0, n) on at most workers goroutines.
+// It starts no more calls after the first error, which it returns, or
+// once ctx ends.
+func parallel(ctx context.Context, n, workers int, f func(i int) error) error {
+	var (
+		mu    sync.Mutex
+		next  int
+		first error
+		wg    sync.WaitGroup
+	)
+	take := func() (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first != nil || next >= n || ctx.Err() != nil {
+			return 0, false
+		}
+		next++
+		return next - 1, true
+	}
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, ok := take(); ok; i, ok = take() {
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
 	}
 	return ctx.Err()
 }
@@ -241,6 +318,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 			ps = append(ps, p.Name+"="+p.Value)
 		}
 		fmt.Fprintf(w, "\n%s (%s)\n", s.Name, strings.Join(ps, " "))
+		if s.Server != "" {
+			fmt.Fprintf(w, "  server: %s\n", s.Server)
+		}
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
+		}
 		if s.Err != "" {
 			fmt.Fprintf(w, "  error: %s\n", s.Err)
 		}

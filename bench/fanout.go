@@ -18,10 +18,10 @@ import (
 
 // FanoutOptions are the parameters of the fanout scenario.
 type FanoutOptions struct {
-	Rooms    int           // rooms (5)
-	Members  int           // members per room, each its own connection (10)
-	Senders  int           // senders per room, among the members (2)
-	Rate     float64       // total messages per second of the fixed-rate phases (200)
+	Rooms    int           // rooms (50)
+	Members  int           // members per room, each its own connection (20)
+	Senders  int           // senders per room, among the members (1)
+	Rate     float64       // total messages per second of the fixed-rate phases (1000)
 	Duration time.Duration // length of each of the four phases (5 s)
 	Size     int           // bytes of each message's text (100)
 	Window   int           // sends in flight per sender in the "natter max" phase (8)
@@ -34,15 +34,15 @@ func (o FanoutOptions) withDefaults() FanoutOptions {
 			*v = d
 		}
 	}
-	def(&o.Rooms, 5)
-	def(&o.Members, 10)
-	def(&o.Senders, 2)
+	def(&o.Rooms, 50)
+	def(&o.Members, 20)
+	def(&o.Senders, 1)
 	def(&o.Size, 100)
 	def(&o.Max, 1_000_000)
 	def(&o.Window, 8)
 	o.Senders = min(o.Senders, o.Members)
 	if o.Rate <= 0 {
-		o.Rate = 200
+		o.Rate = 1000
 	}
 	if o.Duration <= 0 {
 		o.Duration = 5 * time.Second
@@ -99,8 +99,10 @@ func (f *fanout) deliver(sk *sink, text string) {
 // through the gateway at a fixed total rate, then as fast as their acks
 // allow with a window of sends in flight; then the same connections publish plain core-NATS messages (on
 // their typing subjects, the only ones a member may publish to the whole
-// room) in the same two ways. Every member counts every delivery.
-func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario, error) {
+// room) in the same two ways. Every member counts every delivery. The
+// server's CPU time and the benchmark process's (the clients') are taken
+// over each phase.
+func runFanout(ctx context.Context, srv Server, o FanoutOptions) (*Scenario, error) {
 	s := &Scenario{Name: "fanout"}
 	s.param("rooms", o.Rooms)
 	s.param("members", o.Members)
@@ -110,7 +112,7 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 	s.param("size", o.Size)
 	s.param("window", o.Window)
 
-	api := newAPI(baseURL)
+	api := newAPI(srv.URL())
 	f := &fanout{base: time.Now()}
 	f.phase.Store(-1)
 	type sender struct {
@@ -126,39 +128,47 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 	}()
 	setup, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	for r := range o.Rooms {
+	// Rooms are set up side by side, the members of one room one by one.
+	var mu sync.Mutex
+	err := parallel(setup, o.Rooms, setupWorkers, func(r int) error {
 		room, err := newRoom(setup, api, fmt.Sprintf("bench fanout %d", r))
 		if err != nil {
-			return s, err
+			return err
 		}
 		for i := range o.Members {
 			m, err := joinRoom(setup, api, room, fmt.Sprintf("member %d", i))
 			if err != nil {
-				return s, fmt.Errorf("room %d member %d: %w", r, i, err)
+				return fmt.Errorf("room %d member %d: %w", r, i, err)
 			}
-			conns = append(conns, m.conn.Conn)
 			msgs, typing := &sink{}, &sink{}
+			mu.Lock()
+			conns = append(conns, m.conn.Conn)
 			f.sinks = append(f.sinks, msgs, typing)
+			if i < o.Senders {
+				senders = append(senders, sender{room, m})
+			}
+			mu.Unlock()
 			if _, err := m.conn.Subscribe(natter.RoomSubject(room, natter.TopicMsgs), func(msg *nats.Msg) {
 				var e natter.Envelope
 				if json.Unmarshal(msg.Data, &e) == nil && e.Type == natter.TypeMessage {
 					f.deliver(msgs, e.Text)
 				}
 			}); err != nil {
-				return s, err
+				return err
 			}
 			if _, err := m.conn.Subscribe(natter.TypingSubjects(room), func(msg *nats.Msg) {
 				f.deliver(typing, string(msg.Data))
 			}); err != nil {
-				return s, err
+				return err
 			}
 			if err := m.conn.FlushWithContext(setup); err != nil {
-				return s, err
-			}
-			if i < o.Senders {
-				senders = append(senders, sender{room, m})
+				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return s, err
 	}
 
 	var results [4]phaseResult
@@ -192,6 +202,7 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 		if ph.rate > 0 {
 			interval = time.Duration(float64(len(senders)) / ph.rate * float64(time.Second))
 		}
+		m := startMeter(ctx, srv)
 		start, cpu0 := time.Now(), cpuTime()
 		deadline := start.Add(o.Duration)
 		// At the fixed rate each sender sends one message after the other;
@@ -262,6 +273,7 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 		}
 		f.phase.Store(-1) // late deliveries no longer count
 		cpu := cpuTime() - cpu0
+		srvCPU, measured := m.cpu(ctx)
 		var lat latencies
 		for _, sk := range f.sinks {
 			sk.mu.Lock()
@@ -272,6 +284,7 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 		res := phaseResult{
 			sent: sent.Load(), accepted: accepted.Load(), refused: refused.Load(), failed: failed.Load(),
 			delivered: f.delivered.Load(), sendTime: sendTime, deliverTime: max(until, sendTime), cpu: cpu, lat: &lat,
+			serverCPU: srvCPU, measured: measured,
 		}
 		if e := firstErr.Load(); e != nil {
 			res.firstErr = e.(string)
@@ -282,6 +295,12 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 	nMax, rMax := results[1].deliveredRate(), results[3].deliveredRate()
 	s.fig("natter/raw delivered/s at max", ratio(nMax, rMax), "")
 	s.fig("natter/raw p99 at fixed rate", ratio(results[0].lat.quantile(0.99), results[2].lat.quantile(0.99)), "")
+	if results[0].measured && results[2].measured {
+		s.fig("natter/raw delivered/server CPU-s at fixed rate", ratio(results[0].perServerCPU(), results[2].perServerCPU()), "")
+	}
+	if results[1].measured && results[3].measured {
+		s.fig("natter/raw delivered/server CPU-s at max", ratio(results[1].perServerCPU(), results[3].perServerCPU()), "")
+	}
 	for i, r := range results {
 		if r.firstErr != "" {
 			return s, fmt.Errorf("%s: %d failed, the first: %s", phases[i].name, r.failed, r.firstErr)
@@ -292,12 +311,17 @@ func runFanout(ctx context.Context, baseURL string, o FanoutOptions) (*Scenario,
 
 type phaseResult struct {
 	sent, accepted, refused, failed, delivered int64
-	sendTime, deliverTime, cpu                 time.Duration
+	sendTime, deliverTime, cpu, serverCPU      time.Duration
+	measured                                   bool // serverCPU is
 	lat                                        *latencies
 	firstErr                                   string
 }
 
 func (r phaseResult) deliveredRate() float64 { return per(int(r.delivered), r.deliverTime) }
+
+func (r phaseResult) perServerCPU() float64 {
+	return ratio(float64(r.delivered), r.serverCPU.Seconds())
+}
 
 func (r phaseResult) figures(s *Scenario, name string, acked bool) {
 	s.fig(name+": sent", float64(r.sent), "")
@@ -309,9 +333,10 @@ func (r phaseResult) figures(s *Scenario, name string, acked bool) {
 	s.fig(name+": delivered", float64(r.delivered), "")
 	s.fig(name+": accepted/s", per(int(r.accepted), r.sendTime), "/s")
 	s.fig(name+": delivered/s", r.deliveredRate(), "/s")
-	// natter and the clients share the process: this is not natter's alone.
-	s.fig(name+": process CPU", r.cpu.Seconds(), "s")
-	s.fig(name+": delivered/process CPU-s", ratio(float64(r.delivered), r.cpu.Seconds()), "")
+	// The benchmark process: the clients, sending and counting.
+	s.fig(name+": client CPU", r.cpu.Seconds(), "s")
+	s.fig(name+": delivered/client CPU-s", ratio(float64(r.delivered), r.cpu.Seconds()), "")
+	s.serverCPU(name+": ", r.serverCPU, r.measured, "delivered", float64(r.delivered))
 	s.fig(name+": latency p50", r.lat.quantile(0.50), "ms")
 	s.fig(name+": latency p99", r.lat.quantile(0.99), "ms")
 	s.fig(name+": latency max", ms(r.lat.max), "ms")

@@ -128,13 +128,13 @@ func sendRetrying(ctx context.Context, c *client.Conn, room, text string) error 
 // runJoin fills a room's history with H messages from one user, then
 // measures J joins one after another: token request, dial, join, and
 // following the room from seq 0 until the history is delivered.
-func runJoin(ctx context.Context, baseURL string, o JoinOptions) (*Scenario, error) {
+func runJoin(ctx context.Context, srv Server, o JoinOptions) (*Scenario, error) {
 	s := &Scenario{Name: "join"}
 	s.param("history", o.History)
 	s.param("joins", o.Joins)
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	api := newAPI(baseURL)
+	api := newAPI(srv.URL())
 	room, err := newRoom(ctx, api, "bench join")
 	if err != nil {
 		return s, err
@@ -153,6 +153,7 @@ func runJoin(ctx context.Context, baseURL string, o JoinOptions) (*Scenario, err
 	var whole, hist latencies
 	var entries, failed int
 	var firstErr error
+	m := startMeter(ctx, srv)
 	start := time.Now()
 	for i := 0; i < o.Joins && ctx.Err() == nil; i++ {
 		t0 := time.Now()
@@ -181,6 +182,7 @@ func runJoin(ctx context.Context, baseURL string, o JoinOptions) (*Scenario, err
 		}
 	}
 	elapsed := time.Since(start)
+	cpu, measured := m.cpu(ctx)
 	s.fig("joins", float64(whole.n), "")
 	s.fig("failed", float64(failed), "")
 	s.fig("history entries (fewest)", float64(entries), "")
@@ -189,6 +191,7 @@ func runJoin(ctx context.Context, baseURL string, o JoinOptions) (*Scenario, err
 	s.fig("total p99", whole.quantile(0.99), "ms")
 	s.fig("history p50", hist.quantile(0.50), "ms")
 	s.fig("history p99", hist.quantile(0.99), "ms")
+	s.serverCPU("", cpu, measured, "joins", float64(whole.n))
 	if firstErr != nil {
 		return s, fmt.Errorf("%d joins failed, the first: %w", failed, firstErr)
 	}

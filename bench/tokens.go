@@ -38,13 +38,13 @@ func (o TokensOptions) withDefaults() TokensOptions {
 
 // runTokens: C clients, each with its own key, ask the TVM for tokens for
 // D; then GOMAXPROCS goroutines sign the same user JWT in process for D.
-func runTokens(ctx context.Context, baseURL string, o TokensOptions) (*Scenario, error) {
+func runTokens(ctx context.Context, srv Server, o TokensOptions) (*Scenario, error) {
 	s := &Scenario{Name: "tokens"}
 	s.param("clients", o.Clients)
 	s.param("duration", o.Duration)
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients, MaxConnsPerHost: o.Clients}}
 	defer hc.CloseIdleConnections()
-	api := &client.API{BaseURL: baseURL, HTTP: hc}
+	api := &client.API{BaseURL: srv.URL(), HTTP: hc}
 
 	var (
 		mu      sync.Mutex
@@ -54,6 +54,7 @@ func runTokens(ctx context.Context, baseURL string, o TokensOptions) (*Scenario,
 		firstEr atomic.Value
 		wg      sync.WaitGroup
 	)
+	m := startMeter(ctx, srv)
 	start := time.Now()
 	deadline := start.Add(o.Duration)
 	for range o.Clients {
@@ -89,6 +90,7 @@ func runTokens(ctx context.Context, baseURL string, o TokensOptions) (*Scenario,
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu, measured := m.cpu(ctx)
 	httpRate := per(int(ok.Load()), elapsed)
 	s.fig("tokens", float64(ok.Load()), "")
 	s.fig("rate limited", float64(limited.Load()), "")
@@ -96,6 +98,7 @@ func runTokens(ctx context.Context, baseURL string, o TokensOptions) (*Scenario,
 	s.fig("tokens/s", httpRate, "/s")
 	s.fig("latency p50", all.quantile(0.50), "ms")
 	s.fig("latency p99", all.quantile(0.99), "ms")
+	s.serverCPU("", cpu, measured, "tokens", float64(ok.Load()))
 
 	signRate, err := signRate(ctx, o.Duration, o.Max)
 	if err != nil {
