@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
-	"github.com/nats-io/nkeys"
 
 	"github.com/natterchat/natter"
 )
@@ -198,11 +197,11 @@ func verifySignature(user, room, id, text, sig string) (string, error) {
 	if err != nil || len(raw) != ed25519.SignatureSize {
 		return "", natter.Errorf(natter.EBadSignature, "sig must be a base64url ed25519 signature of %d bytes", ed25519.SignatureSize)
 	}
-	pub, err := nkeys.FromPublicKey(user)
+	ok, err := verifyUser(user, natter.SignedPayload(room, id, text), raw)
 	if err != nil {
 		return "", natter.Errorf(natter.EBadSignature, "sender key unusable")
 	}
-	if pub.Verify(natter.SignedPayload(room, id, text), raw) != nil {
+	if !ok {
 		return "", natter.Errorf(natter.EBadSignature, "signature does not verify for this room, id and text")
 	}
 	return base64.RawURLEncoding.EncodeToString(raw), nil
