@@ -47,6 +47,10 @@ type Config struct {
 	// 0 keeps the server's default (64 MiB; a write stuck for 10 s drops
 	// it too).
 	MaxPending int64
+	// MonitorAddr is host:port of the server's HTTP monitoring (/varz,
+	// /connz, /jsz…); empty: off. It tells anyone who reaches it about
+	// every connection: keep it on loopback or a private network.
+	MonitorAddr string
 
 	// External cluster.
 	URL            string
@@ -140,7 +144,11 @@ func (g *Gateway) startEmbedded() error {
 	srv.Start()
 	g.srv = srv
 	if !srv.ReadyForConnections(5 * time.Second) {
-		return fmt.Errorf("embedded nats-server is not listening on %s and %s after 5s: is a port taken? (see the log above)", g.cfg.ClientAddr, g.cfg.WSAddr)
+		addrs := g.cfg.ClientAddr + " and " + g.cfg.WSAddr
+		if g.cfg.MonitorAddr != "" {
+			addrs = g.cfg.ClientAddr + ", " + g.cfg.WSAddr + " and " + g.cfg.MonitorAddr + " (monitoring)"
+		}
+		return fmt.Errorf("embedded nats-server is not listening on %s after 5s: is a port taken? (see the log above)", addrs)
 	}
 	g.account, g.signer = keys.ChatAccount(), keys.TVM
 
@@ -174,12 +182,21 @@ func embeddedOptions(cfg Config, keys *Keys, claims *Claims) (*server.Options, e
 			return nil, fmt.Errorf("preload account %s: %w", pub, err)
 		}
 	}
+	var monHost string
+	var monPort int
+	if cfg.MonitorAddr != "" {
+		if monHost, monPort, err = splitAddr(cfg.MonitorAddr); err != nil {
+			return nil, fmt.Errorf("nats monitoring address: %w", err)
+		}
+	}
 	storeDir := storeDirOf(cfg)
 	return &server.Options{
 		ServerName:             "natter",
 		Host:                   host,
 		Port:                   port,
 		NoSigs:                 true, // natter handles signals and shuts the server down itself
+		HTTPHost:               monHost,
+		HTTPPort:               monPort, // 0: no monitoring
 		JetStream:              true,
 		StoreDir:               storeDir,
 		DisableJetStreamBanner: true,
@@ -230,6 +247,9 @@ func splitAddr(addr string) (string, int, error) {
 func (g *Gateway) connectExternal() error {
 	if g.cfg.StoreKey != "" {
 		return errors.New("NATTER_STORE_KEY encrypts the embedded NATS's store; an external NATS encrypts its own (jetstream { cipher: aes, key: ... } in its configuration)")
+	}
+	if g.cfg.MonitorAddr != "" {
+		return errors.New("NATTER_NATS_MONITOR_ADDR turns on the embedded NATS's monitoring; an external NATS serves its own (http_port in its configuration, or nats-server -m)")
 	}
 	if g.cfg.CredsFile == "" || g.cfg.SigningKeyFile == "" {
 		return errors.New("an external NATS needs both a creds file and the TVM signing key file")
@@ -308,6 +328,18 @@ func (g *Gateway) ClientURL() string {
 		return ""
 	}
 	return g.srv.ClientURL()
+}
+
+// MonitorAddr is the bound address of the embedded server's HTTP
+// monitoring, or nil when it is off.
+func (g *Gateway) MonitorAddr() net.Addr {
+	if g.srv == nil {
+		return nil
+	}
+	if a := g.srv.MonitorAddr(); a != nil {
+		return a
+	}
+	return nil
 }
 
 // WebSocketPort is the bound WebSocket port of the embedded server, or 0.

@@ -203,25 +203,35 @@ func TestWatchGatewayTwice(t *testing.T) {
 	}
 }
 
-// TestServer serves the listener on a random loopback port: /metrics and
-// nothing else.
+// TestServer serves the listener on a random loopback port: /metrics
+// always, the profiles only when asked, the command line never.
 func TestServer(t *testing.T) {
 	cases := []struct {
-		name string
-		want map[string]int
+		name  string
+		pprof bool
+		want  map[string]int
 	}{
-		{"metrics", map[string]int{
-			"/metrics":          http.StatusOK,
-			"/debug/pprof/":     http.StatusNotFound,
-			"/debug/pprof/heap": http.StatusNotFound,
-			"/":                 http.StatusNotFound,
+		{"pprof off", false, map[string]int{
+			"/metrics":            http.StatusOK,
+			"/debug/pprof/":       http.StatusNotFound,
+			"/debug/pprof/heap":   http.StatusNotFound,
+			"/debug/pprof/symbol": http.StatusNotFound,
+			"/":                   http.StatusNotFound,
+		}},
+		{"pprof on", true, map[string]int{
+			"/metrics":             http.StatusOK,
+			"/debug/pprof/":        http.StatusOK,
+			"/debug/pprof/heap":    http.StatusOK,
+			"/debug/pprof/symbol":  http.StatusOK,
+			"/debug/pprof/cmdline": http.StatusNotFound,
+			"/":                    http.StatusNotFound,
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := metrics.New()
 			m.TokenIssued()
-			srv, err := m.Listen("127.0.0.1:0", metrics.ServerConfig{})
+			srv, err := m.Listen("127.0.0.1:0", metrics.ServerConfig{PProf: tc.pprof})
 			if err != nil {
 				t.Fatal(err)
 			}

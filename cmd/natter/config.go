@@ -41,8 +41,11 @@ type Config struct {
 	Replicas       int
 	LogLevel       string
 
-	// Prometheus metrics, on a listener of their own.
-	MetricsAddr string
+	// Observability: Prometheus metrics and Go profiles on a listener of
+	// their own, and the embedded NATS's monitoring.
+	MetricsAddr     string
+	PProf           bool
+	NATSMonitorAddr string
 
 	// The rules of rooms, messages and presence, for gateway.ChatConfig.
 	RoomIdleTTL     time.Duration
@@ -153,6 +156,15 @@ func float(f func(*Config) *float64) func(*Config, string) error {
 	}
 }
 
+// boolean is a switch: its flag alone (-pprof) turns it on.
+func boolean(f func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		*f(c) = b
+		return err
+	}
+}
+
 // positiveFloat is float for rates where 0 would mean nothing works.
 func positiveFloat(f func(*Config) *float64) func(*Config, string) error {
 	set := float(f)
@@ -189,7 +201,9 @@ var settings = []setting{
 	{"signing-key", "NATTER_SIGNING_KEY", "", "seed file of the chat account's scoped signing key (external NATS)", str(func(c *Config) *string { return &c.SigningKey })},
 	{"replicas", "NATTER_REPLICAS", "1", "replicas of the JetStream buckets", integer(func(c *Config) *int { return &c.Replicas })},
 	{"log-level", "NATTER_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
-	{"metrics-addr", "NATTER_METRICS_ADDR", "", "listen address of /metrics (Prometheus), e.g. 127.0.0.1:9090; keep it private. Empty: off", str(func(c *Config) *string { return &c.MetricsAddr })},
+	{"metrics-addr", "NATTER_METRICS_ADDR", "", "listen address of /metrics (Prometheus) and, with -pprof, /debug/pprof/, e.g. 127.0.0.1:9090; keep it private. Empty: off", str(func(c *Config) *string { return &c.MetricsAddr })},
+	{"pprof", "NATTER_PPROF", "false", "serve Go profiles under /debug/pprof/ on the metrics listener (needs -metrics-addr)", boolean(func(c *Config) *bool { return &c.PProf })},
+	{"nats-monitor-addr", "NATTER_NATS_MONITOR_ADDR", "", "listen address of the embedded NATS's HTTP monitoring (/varz, /connz, /jsz…), e.g. 127.0.0.1:8222; keep it private. Embedded NATS only: an error with -nats-url. Empty: off", str(func(c *Config) *string { return &c.NATSMonitorAddr })},
 	{"room-idle-ttl", "NATTER_ROOM_IDLE_TTL", "5m", "a room with no message and no member present for this long is deleted", ttl(func(c *Config) *time.Duration { return &c.RoomIdleTTL })},
 	{"room-max-ttl", "NATTER_ROOM_MAX_TTL", "12h", "every room is deleted this long after its creation", ttl(func(c *Config) *time.Duration { return &c.RoomMaxTTL })},
 	{"rooms-per-hour", "NATTER_ROOMS_PER_HOUR", "5", "rooms one user may create per hour", positive(func(c *Config) *int { return &c.RoomsPerHour })},
@@ -222,7 +236,14 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string, dot
 		}
 	}
 	for _, s := range settings {
-		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), func(v string) error { return s.set(&c, v) })
+		usage, set := fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), func(v string) error { return s.set(&c, v) }
+		// A setting that defaults to false is a switch: -pprof alone means
+		// -pprof=true, as with any Go boolean flag.
+		if s.def == "false" {
+			fs.BoolFunc(s.flag, usage, set)
+		} else {
+			fs.Func(s.flag, usage, set)
+		}
 	}
 	return c, fs.Parse(args)
 }

@@ -120,10 +120,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.PProf && c.MetricsAddr == "" {
+		return errors.New("NATTER_PPROF serves profiles on the metrics listener: set NATTER_METRICS_ADDR too")
+	}
 	var mx *metrics.Metrics
 	if c.MetricsAddr != "" {
 		mx = metrics.New()
-		if m.Metrics, err = mx.Listen(c.MetricsAddr, metrics.ServerConfig{Logger: m.Logger}); err != nil {
+		if m.Metrics, err = mx.Listen(c.MetricsAddr, metrics.ServerConfig{PProf: c.PProf, Logger: m.Logger}); err != nil {
 			return err
 		}
 		m.metered = make(chan error, 1)
@@ -152,6 +155,7 @@ func (m *Main) Run(ctx context.Context) error {
 		CredsFile:      c.NATSCreds,
 		SigningKeyFile: c.SigningKey,
 		StoreKey:       c.StoreKey,
+		MonitorAddr:    c.NATSMonitorAddr,
 		Replicas:       c.Replicas,
 		Limits:         gateway.UserLimits{MaxConns: int64(c.MaxConnections)},
 		Chat:           c.chatConfig(),
@@ -196,9 +200,15 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("connected to external nats", "url", c.NATSURL)
 	}
 	m.Logger.Info("http listening (TVM API)", "url", listenURL(web, c.HTTPAddr, httpPort))
+	if a := gw.MonitorAddr(); a != nil {
+		m.Logger.Info("nats monitoring listening (/varz, /connz, /jsz)", "url", listenURL("http", c.NATSMonitorAddr, a.(*net.TCPAddr).Port))
+	}
 	if m.Metrics != nil {
 		u := listenURL("http", c.MetricsAddr, m.Metrics.Addr().(*net.TCPAddr).Port)
 		m.Logger.Info("metrics listening (Prometheus)", "url", u+"/metrics")
+		if c.PProf {
+			m.Logger.Info("pprof on", "url", u+"/debug/pprof/")
+		}
 	}
 	if strings.HasPrefix(c.PublicURL, "https:") && tlsConfig == nil && len(c.WSURLs) == 0 {
 		m.Logger.Warn("NATTER_PUBLIC_URL is https but tokens hand out ws:// URLs, which a page served over https may not open: set NATTER_WS_URLS=wss://…")

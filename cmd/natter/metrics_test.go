@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -141,9 +144,161 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestPProf: the profiles are on the metrics listener only when asked for,
+// and asking for them without a metrics listener is an error.
+func TestPProf(t *testing.T) {
+	cases := []struct {
+		name  string
+		pprof bool
+		want  map[string]int
+	}{
+		{"off", false, map[string]int{
+			"/metrics":          http.StatusOK,
+			"/debug/pprof/":     http.StatusNotFound,
+			"/debug/pprof/heap": http.StatusNotFound,
+		}},
+		{"on", true, map[string]int{
+			"/metrics":                       http.StatusOK,
+			"/debug/pprof/":                  http.StatusOK,
+			"/debug/pprof/heap":              http.StatusOK,
+			"/debug/pprof/goroutine":         http.StatusOK,
+			"/debug/pprof/cmdline":           http.StatusNotFound, // the command line may hold -store-key
+			"/debug/pprof/profile?seconds=1": http.StatusOK,
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.MetricsAddr, cfg.PProf = "127.0.0.1:0", tc.pprof
+			m := runMain(t, cfg)
+			for path, want := range tc.want {
+				if got := getStatus(t, "http://"+m.MetricsAddr().String()+path); got != want {
+					t.Errorf("GET %s = %d, want %d", path, got, want)
+				}
+			}
+			// Never on the public HTTP port, where every other path is the
+			// web app.
+			for _, path := range []string{"/metrics", "/debug/pprof/heap"} {
+				resp, err := http.Get(m.baseURL() + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+					t.Errorf("GET %s on the TVM's port: %d %s, want the web app", path, resp.StatusCode, ct)
+				}
+			}
+		})
+	}
+
+	t.Run("without a metrics listener", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.PProf = true
+		m := &Main{Config: cfg, Logger: testLogger()}
+		err := m.Run(context.Background())
+		m.Close()
+		if err == nil || !strings.Contains(err.Error(), "NATTER_METRICS_ADDR") {
+			t.Fatalf("pprof without a metrics address: %v, want an error naming NATTER_METRICS_ADDR", err)
+		}
+	})
+}
+
 func TestMetricsOffByDefault(t *testing.T) {
 	m := runMain(t, testConfig(t))
 	if a := m.MetricsAddr(); a != nil {
 		t.Fatalf("a metrics listener on %s without NATTER_METRICS_ADDR", a)
+	}
+	if a := m.Gateway.MonitorAddr(); a != nil {
+		t.Fatalf("nats monitoring on %s without NATTER_NATS_MONITOR_ADDR", a)
+	}
+}
+
+// TestNATSMonitor: the embedded server's monitoring answers where it was
+// asked to listen; with an external NATS the setting is refused.
+func TestNATSMonitor(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.NATSMonitorAddr = "127.0.0.1:0"
+		m := runMain(t, cfg)
+		addr := m.Gateway.MonitorAddr()
+		if addr == nil {
+			t.Fatal("no monitoring address")
+		}
+		if host, _, _ := net.SplitHostPort(addr.String()); host != "127.0.0.1" {
+			t.Errorf("monitoring on %s, want 127.0.0.1", addr)
+		}
+		var varz struct {
+			ServerName string `json:"server_name"`
+			JetStream  any    `json:"jetstream"`
+		}
+		resp, err := http.Get("http://" + addr.String() + "/varz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&varz); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("/varz: %d %v", resp.StatusCode, err)
+		}
+		if varz.ServerName != "natter" {
+			t.Errorf("/varz server_name = %q, want natter", varz.ServerName)
+		}
+		for _, path := range []string{"/connz", "/jsz", "/healthz"} {
+			if got := getStatus(t, "http://"+addr.String()+path); got != http.StatusOK {
+				t.Errorf("GET %s = %d, want 200", path, got)
+			}
+		}
+	})
+
+	t.Run("external NATS", func(t *testing.T) {
+		cfg := testConfig(t)
+		// Refused before any connection is tried: nothing listens here.
+		cfg.NATSURL, cfg.NATSCreds, cfg.SigningKey = "nats://127.0.0.1:1", "natter.creds", "tvm.nk"
+		cfg.NATSMonitorAddr = "127.0.0.1:0"
+		m := &Main{Config: cfg, Logger: testLogger()}
+		err := m.Run(context.Background())
+		m.Close()
+		if err == nil || !strings.Contains(err.Error(), "NATTER_NATS_MONITOR_ADDR") || !strings.Contains(err.Error(), "external NATS") {
+			t.Fatalf("external NATS with monitoring: %v, want an error naming NATTER_NATS_MONITOR_ADDR and the external NATS", err)
+		}
+	})
+}
+
+func TestLoadConfigObservability(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		metrics string
+		pprof   bool
+		monitor string
+		wantErr bool
+	}{
+		{name: "off by default"},
+		{name: "from the environment", env: map[string]string{"NATTER_METRICS_ADDR": "127.0.0.1:9090", "NATTER_PPROF": "true", "NATTER_NATS_MONITOR_ADDR": "127.0.0.1:8222"},
+			metrics: "127.0.0.1:9090", pprof: true, monitor: "127.0.0.1:8222"},
+		{name: "flags", args: []string{"-metrics-addr", ":9090", "-pprof", "-nats-monitor-addr", ":8222"}, metrics: ":9090", pprof: true, monitor: ":8222"},
+		{name: "flag turns pprof off", env: map[string]string{"NATTER_PPROF": "1"}, args: []string{"-pprof=false"}},
+		{name: "pprof not a boolean", env: map[string]string{"NATTER_PPROF": "yes please"}, wantErr: true},
+		{name: "pprof flag not a boolean", args: []string{"-pprof=maybe"}, wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			cfg, err := LoadConfig(fs, tc.args, func(k string) string { return tc.env[k] }, "")
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.MetricsAddr != tc.metrics || cfg.PProf != tc.pprof || cfg.NATSMonitorAddr != tc.monitor {
+				t.Fatalf("metrics %q pprof %v monitor %q, want %q %v %q", cfg.MetricsAddr, cfg.PProf, cfg.NATSMonitorAddr, tc.metrics, tc.pprof, tc.monitor)
+			}
+		})
 	}
 }
