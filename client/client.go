@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -197,6 +198,33 @@ func Dial(u *Identity, tok *Token, opts ...nats.Option) (*Conn, error) {
 			}
 		}),
 	}, opts...)
+	// The reconnect delay is where an expired token is renewed: before
+	// the socket is opened, since nats-server gives a new connection 2 s
+	// to authenticate. It keeps the delay the options ask for.
+	o := nats.GetDefaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	delay := o.CustomReconnectDelayCB
+	if delay == nil {
+		wait, jitter := o.ReconnectWait, o.ReconnectJitter
+		if o.Secure || o.TLSConfig != nil {
+			jitter = o.ReconnectJitterTLS
+		}
+		delay = func(int) time.Duration {
+			if jitter > 0 {
+				return wait + rand.N(jitter)
+			}
+			return wait
+		}
+	}
+	opts = append(opts, nats.CustomReconnectDelay(func(attempts int) time.Duration {
+		start := time.Now()
+		c.renewIfExpiring()
+		return max(0, delay(attempts)-time.Since(start))
+	}))
 	nc, err := nats.Connect(strings.Join(tok.Servers, ","), opts...)
 	if err != nil {
 		return nil, err
@@ -214,10 +242,11 @@ func (c *Conn) SetToken(tok *Token) {
 
 // RenewWith makes a reconnect whose token has expired, or expires within
 // renewMargin, first get a new one from renew, as a client whose token ran
-// out while it was away must. nats.go asks for the token while it holds
-// the connection's lock: the connection waits for renew, which must not use
-// it, and which is given renewTimeout. A failed renewal fails that attempt;
-// the next one asks again.
+// out while it was away must. renew is called from nats.go's reconnect,
+// in the delay before an attempt, with the time left of renewBudget; a
+// failed renewal is tried again after a backoff (full jitter over a
+// doubling ceiling) until the budget is spent, and the attempt after that
+// offers the token it has.
 func (c *Conn) RenewWith(renew func(context.Context) (*Token, error)) {
 	c.mu.Lock()
 	c.renew = renew
@@ -225,26 +254,42 @@ func (c *Conn) RenewWith(renew func(context.Context) (*Token, error)) {
 }
 
 const (
-	renewMargin  = time.Second
-	renewTimeout = 10 * time.Second
+	renewMargin = time.Second
+	renewBudget = 30 * time.Second
 )
 
-// token is nats.go's UserJWT callback.
+// token is nats.go's UserJWT callback, which it calls with the
+// connection's lock held: it must not wait.
 func (c *Conn) token() (string, error) {
 	c.mu.Lock()
-	jwt, expires, renew := c.jwt, c.expires, c.renew
-	c.mu.Unlock()
-	if renew == nil || expires.IsZero() || time.Until(expires) > renewMargin {
-		return jwt, nil
+	defer c.mu.Unlock()
+	return c.jwt, nil
+}
+
+// renewIfExpiring renews the token through the RenewWith function, if
+// there is one and the token expires within renewMargin.
+func (c *Conn) renewIfExpiring() {
+	deadline := time.Now().Add(renewBudget)
+	for attempt := 0; ; attempt++ {
+		c.mu.Lock()
+		expires, renew := c.expires, c.renew
+		c.mu.Unlock()
+		if renew == nil || expires.IsZero() || time.Until(expires) > renewMargin {
+			return
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		tok, err := renew(ctx)
+		cancel()
+		if err == nil {
+			c.SetToken(tok)
+			return
+		}
+		backoff := rand.N(min(5*time.Second, 250*time.Millisecond<<min(attempt, 5)))
+		if time.Until(deadline) < backoff {
+			return
+		}
+		time.Sleep(backoff)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
-	defer cancel()
-	tok, err := renew(ctx)
-	if err != nil {
-		return "", fmt.Errorf("renew the token: %w", err)
-	}
-	c.SetToken(tok)
-	return tok.JWT, nil
 }
 
 // OnReconnect calls f after each reconnect, once the subscriptions are
