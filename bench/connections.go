@@ -138,7 +138,9 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 	s.param("concurrency", o.Concurrency)
 	s.param("storm rate", o.StormRate)
 
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: httpConns, MaxIdleConnsPerHost: httpConns}}
+	// No timeout of its own: in the storm, renewals wait for one of the
+	// connections, within the time their context gives them.
+	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: httpConns, MaxIdleConnsPerHost: httpConns}}
 	defer hc.CloseIdleConnections()
 	api := &client.API{BaseURL: srv.URL(), HTTP: hc}
 	base := time.Now()
@@ -146,7 +148,7 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 
 	roomIDs := make([]string, rooms)
 	if err := parallel(ctx, rooms, setupWorkers, func(r int) error {
-		id, err := newRoom(ctx, api, fmt.Sprintf("bench connections %d", r))
+		id, err := newRoom(ctx, newAPI(srv.URL()), fmt.Sprintf("bench connections %d", r))
 		roomIDs[r] = id
 		return err
 	}); err != nil {
@@ -163,7 +165,9 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 		if err != nil {
 			return err
 		}
-		tok, err := tokenRetrying(ctx, api, u, "idle", roomIDs[i/o.RoomSize])
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		tok, err := tokenRetrying(tctx, api, u, "idle", roomIDs[i/o.RoomSize])
+		cancel()
 		if err != nil {
 			return fmt.Errorf("token: %w", err)
 		}
@@ -223,6 +227,11 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 			nats.DisconnectErrHandler(func(*nats.Conn, error) { c.down.CompareAndSwap(0, since()) }),
 			// A refused reconnect is tried again, not the end.
 			nats.IgnoreAuthErrorAbort(),
+			// As the web app: a reconnect 1 to 2 s after a disconnect, a
+			// connect given 10 s.
+			nats.ReconnectWait(time.Second),
+			nats.ReconnectJitter(time.Second, time.Second),
+			nats.Timeout(10 * time.Second),
 		}
 		if len(dialers) > 0 {
 			opts = append(opts, nats.SetCustomDialer(dialers[i%len(dialers)]))
@@ -324,6 +333,11 @@ func (st *storm) ack(room int, seq uint64) {
 	st.maxAck[room] = max(st.maxAck[room], seq)
 }
 
+// isBack tells whether c reconnected after the storm's disconnect.
+func (c *idle) isBack() bool {
+	return c.conn != nil && c.up.Load() != 0 && c.conn.IsConnected()
+}
+
 // back counts the clients that reconnected after the storm's disconnect
 // and have every message acknowledged so far.
 func (st *storm) back() (reconnected, caughtUp int) {
@@ -331,7 +345,7 @@ func (st *storm) back() (reconnected, caughtUp int) {
 	maxAck := slices.Clone(st.maxAck)
 	st.mu.Unlock()
 	for _, c := range st.clients {
-		if c.conn == nil || c.up.Load() == 0 || !c.conn.IsConnected() {
+		if !c.isBack() {
 			continue
 		}
 		reconnected++
@@ -374,7 +388,9 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 			ids[i] = st.rooms[r]
 		}
 		name := fmt.Sprintf("sender %d", k)
-		tok, err := tokenRetrying(ctx, api, sd.u, name, ids...)
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		tok, err := tokenRetrying(tctx, api, sd.u, name, ids...)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("sender token: %w", err)
 		}
@@ -385,10 +401,14 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 		sd.conn.RenewWith(func(ctx context.Context) (*client.Token, error) { return tokenRetrying(ctx, api, sd.u, name, ids...) })
 		senders[k] = sd
 		for _, id := range ids {
-			if _, err := sd.conn.Join(ctx, id, name); err != nil {
+			jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := sd.conn.Join(jctx, id, name)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("sender join: %w", err)
 			}
 		}
+		sd.joined = time.Now()
 		return nil
 	}); err != nil {
 		return err
@@ -436,8 +456,8 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 	stopSenders()
 	wg.Wait()
 
-	// Every message acknowledged must reach every client of its room; the
-	// last ones may still be on their way.
+	// Every message acknowledged must reach every client of its room that
+	// is back; the last ones may still be on their way.
 	for end := time.Now().Add(stormTimeout); ctx.Err() == nil && time.Now().Before(end) && st.lost() > 0; {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -467,6 +487,7 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 
 	s.fig("storm: disconnected", float64(disconnected), "")
 	s.fig("storm: reconnected", float64(reconnected), "")
+	s.fig("storm: not back", float64(n-reconnected), "")
 	s.fig("storm: tokens renewed", float64(renewals.Load()), "")
 	if !allBack.IsZero() && firstDown != math.MaxInt64 {
 		s.fig("storm: all back and caught up after", allBack.Sub(st.base.Add(time.Duration(firstDown))).Seconds(), "s")
@@ -511,7 +532,7 @@ func (st *storm) countDown() int {
 }
 
 // lost counts the acknowledged messages that some client of their room
-// lacks.
+// lacks, of the clients that are back.
 func (st *storm) lost() int {
 	st.mu.Lock()
 	acked := make([][]uint64, len(st.acked))
@@ -521,7 +542,7 @@ func (st *storm) lost() int {
 	st.mu.Unlock()
 	missing := map[[2]uint64]bool{}
 	for _, c := range st.clients {
-		if c.conn == nil {
+		if !c.isBack() {
 			continue
 		}
 		for _, seq := range acked[c.room] {
@@ -535,10 +556,11 @@ func (st *storm) lost() int {
 
 // stormSender sends to its rooms in turn at a fixed rate.
 type stormSender struct {
-	k     int
-	u     *client.Identity
-	rooms []int
-	conn  *client.Conn
+	k      int
+	u      *client.Identity
+	rooms  []int
+	conn   *client.Conn
+	joined time.Time
 }
 
 // run sends one message per interval from start until stop, each until
@@ -547,7 +569,7 @@ type stormSender struct {
 func (sd *stormSender) run(ctx context.Context, st *storm, start time.Time, interval time.Duration, stop <-chan struct{}, giveUp time.Time) {
 	const maxMessages = 1_000_000
 	next := start
-	lastHere := time.Now()
+	lastHere := sd.joined
 	for i := 0; i < maxMessages && ctx.Err() == nil; i++ {
 		select {
 		case <-stop:

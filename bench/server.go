@@ -148,6 +148,10 @@ const processStartTimeout = 60 * time.Second
 // shutdown takes 5 s at most, closing many connections adds some.
 const processStopTimeout = 20 * time.Second
 
+// maxLogLines is how many of a child natter's warnings and errors are
+// shown.
+const maxLogLines = 20
+
 // httpListeningRE matches natter's log line once the TVM serves: by then
 // the gateway and JetStream are ready.
 var httpListeningRE = regexp.MustCompile(`msg="http listening \(TVM API\)".*\burl=(\S+)`)
@@ -171,6 +175,8 @@ func StartProcess(ctx context.Context, c ProcessConfig) (*Process, error) {
 		logw = io.Discard
 	}
 	go func() {
+		pid := cmd.Process.Pid
+		shown, hidden := 0, 0
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -182,13 +188,25 @@ func StartProcess(ctx context.Context, c ProcessConfig) (*Process, error) {
 				default:
 				}
 			}
-			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
-				fmt.Fprintf(logw, "natter[%d]: %s\n", cmd.Process.Pid, line)
+			// On loopback, WebSockets without TLS are what is meant.
+			if !strings.Contains(line, "level=WARN") && !strings.Contains(line, "level=ERROR") || strings.Contains(line, "Websocket not configured with TLS") {
+				continue
+			}
+			// Under load nats-server may warn about every connection:
+			// the first few tell what happens.
+			if shown < maxLogLines {
+				shown++
+				fmt.Fprintf(logw, "natter[%d]: %s\n", pid, line)
+			} else {
+				hidden++
 			}
 		}
 		// Drain what a too long line left, so the child never blocks.
 		io.Copy(io.Discard, stderr)
 		p.err = cmd.Wait()
+		if hidden > 0 {
+			fmt.Fprintf(logw, "natter[%d]: %d more warnings and errors not shown\n", pid, hidden)
+		}
 		close(p.done)
 	}()
 	timer := time.NewTimer(processStartTimeout)
