@@ -321,7 +321,7 @@ type storm struct {
 	ackAt  []int64    // since base, when each acknowledgement came
 	maxAck []uint64   // per room
 
-	retries, refused, unacked atomic.Int64
+	retries, rejoins, refused, unacked atomic.Int64
 	firstErr                  atomic.Value
 }
 
@@ -489,6 +489,9 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 	s.fig("storm: reconnected", float64(reconnected), "")
 	s.fig("storm: not back", float64(n-reconnected), "")
 	s.fig("storm: tokens renewed", float64(renewals.Load()), "")
+	if r := renewals.Load(); r > int64(n) {
+		s.note("%d token renewals for %d clients: the storm outlasted the tokens' lifetime, and the tokens renewed together expired together again", r, n)
+	}
 	if !allBack.IsZero() && firstDown != math.MaxInt64 {
 		s.fig("storm: all back and caught up after", allBack.Sub(st.base.Add(time.Duration(firstDown))).Seconds(), "s")
 	}
@@ -501,6 +504,7 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 	s.fig("storm: acked during", float64(ackedDuring), "")
 	s.fig("storm: acked in all", float64(ackedAll), "")
 	s.fig("storm: send retries", float64(st.retries.Load()), "")
+	s.fig("storm: sender rejoins", float64(st.rejoins.Load()), "")
 	s.fig("storm: lost", float64(lost), "")
 
 	var errs []error
@@ -599,14 +603,23 @@ func (sd *stormSender) run(ctx context.Context, st *storm, start time.Time, inte
 				st.ack(r, ack.Seq)
 				break
 			}
-			var ne *natter.Error
-			if errors.As(err, &ne) && ne.Code != natter.ERateLimited {
-				st.refused.Add(1)
+			if time.Now().After(giveUp) {
+				st.unacked.Add(1)
 				st.firstErr.CompareAndSwap(nil, err.Error())
 				break
 			}
-			if time.Now().After(giveUp) {
-				st.unacked.Add(1)
+			var ne *natter.Error
+			if errors.As(err, &ne) && ne.Code == natter.ENotJoined {
+				// Presence lapses when the heartbeats fail for a while,
+				// as they may in the storm: join again, send again.
+				st.rejoins.Add(1)
+				jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				sd.conn.Join(jctx, room, fmt.Sprintf("sender %d", sd.k))
+				cancel()
+				continue
+			}
+			if errors.As(err, &ne) && ne.Code != natter.ERateLimited {
+				st.refused.Add(1)
 				st.firstErr.CompareAndSwap(nil, err.Error())
 				break
 			}
