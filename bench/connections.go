@@ -322,7 +322,7 @@ type storm struct {
 	maxAck []uint64   // per room
 
 	retries, rejoins, refused, unacked atomic.Int64
-	firstErr                  atomic.Value
+	firstErr                           atomic.Value
 }
 
 func (st *storm) ack(room int, seq uint64) {
