@@ -206,7 +206,7 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 	)
 	before, beforeErr := srv.Usage(ctx)
 	m := startMeter(ctx, srv)
-	start := time.Now()
+	start, clientCPU := time.Now(), cpuTime()
 	defer func() {
 		parallel(context.Background(), n, setupWorkers*4, func(i int) error {
 			if c := clients[i]; c.conn != nil {
@@ -268,6 +268,7 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 		return nil
 	})
 	connectTime := time.Since(start)
+	clientCPU = cpuTime() - clientCPU
 	cpu, measured := m.cpu(ctx)
 	after, afterErr := srv.Usage(ctx)
 	connected := lat.n
@@ -278,6 +279,8 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 	s.fig("connect p50", lat.quantile(0.50), "ms")
 	s.fig("connect p99", lat.quantile(0.99), "ms")
 	s.serverCPU("connect: ", cpu, measured, "connects", float64(connected))
+	// The clients share the machine's cores with natter.
+	s.fig("connect: client CPU", clientCPU.Seconds(), "s")
 	if beforeErr == nil && afterErr == nil {
 		s.fig("server RSS before", float64(before.RSS)/(1<<20), "MiB")
 		s.fig("server RSS after", float64(after.RSS)/(1<<20), "MiB")
@@ -439,6 +442,7 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 	// The meter starts just before the first expiry.
 	sleepUntil(ctx, first.Add(-200*time.Millisecond))
 	m := startMeter(ctx, srv)
+	clientCPU := cpuTime()
 	for ctx.Err() == nil && time.Now().Before(deadline) && st.countDown() == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -452,6 +456,7 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 		time.Sleep(20 * time.Millisecond)
 	}
 	cpu, measured := m.cpu(ctx)
+	clientCPU = cpuTime() - clientCPU
 	afterStorm, usageErr := srv.Usage(ctx)
 	stopSenders()
 	wg.Wait()
@@ -498,6 +503,7 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 	s.fig("storm: reconnect p50", reconnect.quantile(0.50), "ms")
 	s.fig("storm: reconnect p99", reconnect.quantile(0.99), "ms")
 	s.serverCPU("storm: ", cpu, measured, "reconnects", float64(reconnect.n))
+	s.fig("storm: client CPU", clientCPU.Seconds(), "s")
 	if usageErr == nil {
 		s.fig("storm: server RSS after", float64(afterStorm.RSS)/(1<<20), "MiB")
 	}
