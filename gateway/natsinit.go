@@ -32,10 +32,57 @@ type ExternalFiles struct {
 	Env        string // NATTER_* settings for natter, usable as .env
 }
 
+// ClusterConfig describes the NATS cluster InitCluster writes configurations for.
+type ClusterConfig struct {
+	Dir            string   // where everything is written; made absolute
+	ClientAddrs    []string // host:port of each node's client listener; len is the node count (at least 3)
+	ClusterAddrs   []string // host:port of each node's route listener
+	WSAddrs        []string // host:port of each node's WebSocket listener
+	WSURLs         []string // WebSocket URLs handed to browsers; derived from WSAddrs when empty
+	AllowedOrigins []string
+	Limits         UserLimits
+}
+
+// ClusterFiles are what InitCluster wrote.
+type ClusterFiles struct {
+	ServerConfs []string // node i: nats-server -c ServerConfs[i]
+	StoreDirs   []string // node i's JetStream store_dir
+	Creds       string   // natter's service user
+	SigningKey  string   // the TVM's scoped signing key seed
+	Env         string   // NATTER_* settings for natter (NATS_URL with every node, WS_URLS, REPLICAS=3, creds, signing key)
+	NATSURLs    []string // nats://host:port of each node
+	WSURLs      []string
+}
+
+// MinClusterNodes is the smallest cluster InitCluster configures: three
+// nodes keep a majority, and so JetStream, through the loss of one.
+const MinClusterNodes = 3
+
+// ClusterReplicas is the replication InitCluster sets for natter's buckets:
+// each is kept on three nodes, whatever the cluster's size.
+const ClusterReplicas = 3
+
+// clusterName names the cluster in every node's configuration.
+const clusterName = "natter"
+
 var serverConf = template.Must(template.New("conf").Parse(`# nats-server configuration for natter, written by "natter nats init".
 # Run: nats-server -c {{.Conf}}
-server_name: natter-nats
+server_name: {{.ServerName}}
 listen: {{.ClientAddr}}
+{{- if .Routes}}
+
+# The nodes of the cluster connect to each other here. Routes are not
+# authenticated: keep this listener on a private network.
+cluster {
+  name: {{.ClusterName}}
+  listen: {{.ClusterAddr}}
+  routes: [
+{{- range .Routes}}
+    {{.}}
+{{- end}}
+  ]
+}
+{{- end}}
 
 jetstream {
   store_dir: {{.StoreDir}}
@@ -64,6 +111,193 @@ resolver_preload: {
 }
 `))
 
+// natsNode is one nats-server that InitExternal or InitCluster configures.
+type natsNode struct {
+	name        string // server_name
+	conf        string // path of its configuration file
+	storeDir    string // store_dir; nats-server keeps JetStream in <storeDir>/jetstream
+	clientAddr  string // listen
+	clusterAddr string // cluster listen; "" for a server on its own
+	wsAddr      string // websocket listen
+	natsURL     string // how natter reaches it
+	route       string // how the other nodes reach it; "" for a server on its own
+	wsURL       string // how browsers reach it
+}
+
+// newNode checks a node's listeners and derives the URLs others reach them
+// by. The server configurations and natter.env must name the same ports, so
+// a port the server would pick at random is refused.
+func newNode(n natsNode) (natsNode, error) {
+	host, port, err := fixedAddr(n.clientAddr)
+	if err != nil {
+		return n, fmt.Errorf("nats address: %w", err)
+	}
+	n.natsURL = dialURL("nats", host, "127.0.0.1", port)
+	if n.clusterAddr != "" {
+		host, port, err := fixedAddr(n.clusterAddr)
+		if err != nil {
+			return n, fmt.Errorf("cluster address: %w", err)
+		}
+		n.route = dialURL("nats-route", host, "127.0.0.1", port)
+	}
+	wsHost, wsPort, err := fixedAddr(n.wsAddr)
+	if err != nil {
+		return n, fmt.Errorf("websocket address: %w", err)
+	}
+	if n.wsURL == "" {
+		n.wsURL = dialURL("ws", wsHost, "localhost", wsPort)
+	}
+	return n, nil
+}
+
+// dialURL is scheme://host:port, with orElse for a host that listens on
+// every interface.
+func dialURL(scheme, host, orElse string, port int) string {
+	if unspecifiedHost(host) {
+		host = orElse
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// checkNodes refuses listeners that would take each other's port, and nodes
+// that natter, browsers or the other nodes could not tell apart.
+func checkNodes(nodes []natsNode) error {
+	var listeners []string
+	urls := map[string]bool{}
+	for _, n := range nodes {
+		listeners = append(listeners, n.clientAddr, n.wsAddr)
+		if n.clusterAddr != "" {
+			listeners = append(listeners, n.clusterAddr)
+		}
+		for _, u := range []string{n.natsURL, n.route, n.wsURL} {
+			if u != "" && urls[u] {
+				return fmt.Errorf("two nodes are both reached at %s: give each node its own host or port", u)
+			}
+			urls[u] = true
+		}
+	}
+	for i, a := range listeners {
+		for _, b := range listeners[:i] {
+			if sameListener(a, b) {
+				return fmt.Errorf("listen addresses %s and %s take the same port", b, a)
+			}
+		}
+	}
+	return nil
+}
+
+// sameListener reports whether two host:port listeners on one machine
+// would take the same port. fixedAddr has accepted both.
+func sameListener(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	return pa == pb && (ha == hb || unspecifiedHost(ha) || unspecifiedHost(hb))
+}
+
+// natsSetup is what both forms of "natter nats init" write into dir.
+type natsSetup struct {
+	dir      string
+	nodes    []natsNode
+	origins  []string
+	limits   UserLimits
+	replicas int // NATTER_REPLICAS in natter.env; 0 leaves it to natter
+}
+
+// setupFiles are the paths writeSetup wrote besides the server configurations.
+type setupFiles struct {
+	creds, signingKey, env string
+}
+
+// writeSetup writes the key seeds (reused when present, so running init
+// again keeps issued tokens valid), the operator JWT, each node's server
+// configuration with the accounts preloaded, natter's service creds and an
+// env file for natter that names every node.
+func writeSetup(s natsSetup) (*setupFiles, error) {
+	if err := checkNodes(s.nodes); err != nil {
+		return nil, err
+	}
+	files := &setupFiles{
+		creds:      filepath.Join(s.dir, "natter.creds"),
+		signingKey: filepath.Join(s.dir, "keys", "tvm.nk"),
+		env:        filepath.Join(s.dir, "natter.env"),
+	}
+	var natsURLs, wsURLs []string
+	for _, n := range s.nodes {
+		natsURLs = append(natsURLs, n.natsURL)
+		wsURLs = append(wsURLs, n.wsURL)
+	}
+	vars := [][2]string{
+		{"NATTER_NATS_URL", strings.Join(natsURLs, ",")},
+		{"NATTER_NATS_CREDS", files.creds},
+		{"NATTER_SIGNING_KEY", files.signingKey},
+		{"NATTER_WS_URLS", strings.Join(wsURLs, ",")},
+	}
+	if s.replicas > 0 {
+		vars = append(vars, [2]string{"NATTER_REPLICAS", strconv.Itoa(s.replicas)})
+	}
+	// Rendered before anything is written: a value it refuses leaves no
+	// folder behind.
+	env, err := envFile(vars)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := LoadOrCreateKeys(filepath.Join(s.dir, "keys"))
+	if err != nil {
+		return nil, err
+	}
+	claims, err := keys.Claims(s.limits.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	operator := filepath.Join(s.dir, "operator.jwt")
+	if err := os.WriteFile(operator, []byte(claims.Operator+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("write operator: %w", err)
+	}
+	var routes []string
+	for _, n := range s.nodes {
+		if n.route != "" {
+			routes = append(routes, strconv.Quote(n.route))
+		}
+	}
+	for _, n := range s.nodes {
+		var conf bytes.Buffer
+		err = serverConf.Execute(&conf, map[string]any{
+			"Conf":          strconv.Quote(n.conf),
+			"ServerName":    n.name,
+			"ClientAddr":    strconv.Quote(n.clientAddr),
+			"ClusterName":   clusterName,
+			"ClusterAddr":   strconv.Quote(n.clusterAddr),
+			"Routes":        routes,
+			"WSAddr":        strconv.Quote(n.wsAddr),
+			"StoreDir":      strconv.Quote(n.storeDir),
+			"Operator":      strconv.Quote(operator),
+			"SystemAccount": publicKey(keys.System),
+			"SystemJWT":     claims.System,
+			"ChatAccount":   keys.ChatAccount(),
+			"ChatJWT":       claims.Chat,
+			"Origins":       quoteList(s.origins),
+		})
+		if err != nil {
+			return nil, err
+		}
+		// The account JWTs are public, but the file sits beside the seeds.
+		if err := WriteSecret(n.conf, conf.Bytes()); err != nil {
+			return nil, err
+		}
+	}
+	creds, err := keys.UserCreds("natter", 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteSecret(files.creds, creds); err != nil {
+		return nil, err
+	}
+	if err := WriteSecret(files.env, env); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
 // InitExternal writes what a stock nats-server and natter need to run apart:
 // the key seeds (reused when present, so running it again keeps issued tokens
 // valid), the operator JWT, a server configuration with the accounts
@@ -73,86 +307,78 @@ func InitExternal(cfg ExternalConfig) (*ExternalFiles, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Limits = cfg.Limits.withDefaults()
-	// The server config and natter.env must name the same ports, so a port
-	// the server would pick at random is refused here.
-	host, port, err := fixedAddr(cfg.ClientAddr)
-	if err != nil {
-		return nil, fmt.Errorf("nats address: %w", err)
-	}
-	wsHost, wsPort, err := fixedAddr(cfg.WSAddr)
-	if err != nil {
-		return nil, fmt.Errorf("websocket address: %w", err)
-	}
-	if cfg.WSURL == "" {
-		if unspecifiedHost(wsHost) {
-			wsHost = "localhost"
-		}
-		cfg.WSURL = "ws://" + net.JoinHostPort(wsHost, strconv.Itoa(wsPort))
-	}
-	if unspecifiedHost(host) {
-		host = "127.0.0.1"
-	}
-	natsURL := "nats://" + net.JoinHostPort(host, strconv.Itoa(port))
-	keys, err := LoadOrCreateKeys(filepath.Join(dir, "keys"))
-	if err != nil {
-		return nil, err
-	}
-	claims, err := keys.Claims(cfg.Limits)
-	if err != nil {
-		return nil, err
-	}
-	files := &ExternalFiles{
-		ServerConf: filepath.Join(dir, "nats-server.conf"),
-		Creds:      filepath.Join(dir, "natter.creds"),
-		SigningKey: filepath.Join(dir, "keys", "tvm.nk"),
-		Env:        filepath.Join(dir, "natter.env"),
-	}
-	env, err := envFile([][2]string{
-		{"NATTER_NATS_URL", natsURL},
-		{"NATTER_NATS_CREDS", files.Creds},
-		{"NATTER_SIGNING_KEY", files.SigningKey},
-		{"NATTER_WS_URLS", cfg.WSURL},
-	})
-	if err != nil {
-		return nil, err
-	}
-	operator := filepath.Join(dir, "operator.jwt")
-	if err := os.WriteFile(operator, []byte(claims.Operator+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("write operator: %w", err)
-	}
-	var conf bytes.Buffer
-	err = serverConf.Execute(&conf, map[string]string{
-		"Conf":       strconv.Quote(files.ServerConf),
-		"ClientAddr": strconv.Quote(cfg.ClientAddr),
-		"WSAddr":     strconv.Quote(cfg.WSAddr),
+	node, err := newNode(natsNode{
+		name: "natter-nats",
+		conf: filepath.Join(dir, "nats-server.conf"),
 		// nats-server keeps its store in a "jetstream" folder under
 		// store_dir, so this puts it in <dir>/jetstream.
-		"StoreDir":      strconv.Quote(dir),
-		"Operator":      strconv.Quote(operator),
-		"SystemAccount": publicKey(keys.System),
-		"SystemJWT":     claims.System,
-		"ChatAccount":   keys.ChatAccount(),
-		"ChatJWT":       claims.Chat,
-		"Origins":       quoteList(cfg.AllowedOrigins),
+		storeDir:   dir,
+		clientAddr: cfg.ClientAddr,
+		wsAddr:     cfg.WSAddr,
+		wsURL:      cfg.WSURL,
 	})
 	if err != nil {
 		return nil, err
 	}
-	// The account JWTs are public, but the file sits beside the seeds.
-	if err := WriteSecret(files.ServerConf, conf.Bytes()); err != nil {
-		return nil, err
-	}
-	creds, err := keys.UserCreds("natter", 0)
+	w, err := writeSetup(natsSetup{dir: dir, nodes: []natsNode{node}, origins: cfg.AllowedOrigins, limits: cfg.Limits})
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteSecret(files.Creds, creds); err != nil {
+	return &ExternalFiles{ServerConf: node.conf, Creds: w.creds, SigningKey: w.signingKey, Env: w.env}, nil
+}
+
+// InitCluster writes what a cluster of stock nats-servers and any number of
+// natter processes need: the same keys, operator JWT, creds and env file as
+// InitExternal, and a configuration per node, natter-nats-<i> in
+// nats-server-<i>.conf with its store in node-<i>/, whose routes name
+// every node. natter.env names every node and sets NATTER_REPLICAS=3.
+func InitCluster(cfg ClusterConfig) (*ClusterFiles, error) {
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
 		return nil, err
 	}
-	if err := WriteSecret(files.Env, env); err != nil {
+	n := len(cfg.ClientAddrs)
+	if n < MinClusterNodes {
+		return nil, fmt.Errorf("a cluster needs at least %d nodes, got %d client addresses", MinClusterNodes, n)
+	}
+	for _, l := range []struct {
+		what  string
+		count int
+	}{{"cluster (route) addresses", len(cfg.ClusterAddrs)}, {"websocket addresses", len(cfg.WSAddrs)}} {
+		if l.count != n {
+			return nil, fmt.Errorf("%d nodes but %d %s: give one per node", n, l.count, l.what)
+		}
+	}
+	if len(cfg.WSURLs) != 0 && len(cfg.WSURLs) != n {
+		return nil, fmt.Errorf("%d nodes but %d websocket URLs: give one per node, or none to derive them", n, len(cfg.WSURLs))
+	}
+	files := &ClusterFiles{}
+	nodes := make([]natsNode, n)
+	for i := range nodes {
+		node := natsNode{
+			name:        "natter-nats-" + strconv.Itoa(i),
+			conf:        filepath.Join(dir, "nats-server-"+strconv.Itoa(i)+".conf"),
+			storeDir:    filepath.Join(dir, "node-"+strconv.Itoa(i)),
+			clientAddr:  cfg.ClientAddrs[i],
+			clusterAddr: cfg.ClusterAddrs[i],
+			wsAddr:      cfg.WSAddrs[i],
+		}
+		if len(cfg.WSURLs) > 0 {
+			node.wsURL = cfg.WSURLs[i]
+		}
+		if nodes[i], err = newNode(node); err != nil {
+			return nil, fmt.Errorf("node %d: %w", i, err)
+		}
+		files.ServerConfs = append(files.ServerConfs, nodes[i].conf)
+		files.StoreDirs = append(files.StoreDirs, nodes[i].storeDir)
+		files.NATSURLs = append(files.NATSURLs, nodes[i].natsURL)
+		files.WSURLs = append(files.WSURLs, nodes[i].wsURL)
+	}
+	w, err := writeSetup(natsSetup{dir: dir, nodes: nodes, origins: cfg.AllowedOrigins, limits: cfg.Limits, replicas: ClusterReplicas})
+	if err != nil {
 		return nil, err
 	}
+	files.Creds, files.SigningKey, files.Env = w.creds, w.signingKey, w.env
 	return files, nil
 }
 
