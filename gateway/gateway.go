@@ -97,7 +97,7 @@ func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 		err = g.connectExternal()
 	}
 	if err == nil {
-		g.chat, err = startChat(ctx, g.nc, g.js, cfg.Chat, cfg.Replicas, int(cfg.Limits.MaxPayload), g.log, cfg.Metrics)
+		g.chat, err = g.startChat(ctx)
 	}
 	if err == nil {
 		err = g.watchMetrics()
@@ -107,6 +107,33 @@ func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// externalStartWait bounds how long natter tries to provision its buckets
+// on an external NATS at start. A cluster started together with natter
+// elects its JetStream leader and meets its peers within seconds; until
+// then it refuses, or has too few peers for the replicas asked for.
+const externalStartWait = 30 * time.Second
+
+// startChat provisions the buckets and starts the chat, trying again for up
+// to externalStartWait on an external NATS.
+func (g *Gateway) startChat(ctx context.Context) (*chat, error) {
+	deadline := time.Now()
+	if g.srv == nil {
+		deadline = deadline.Add(externalStartWait)
+	}
+	for {
+		c, err := startChat(ctx, g.nc, g.js, g.cfg.Chat, g.cfg.Replicas, int(g.cfg.Limits.MaxPayload), g.log, g.cfg.Metrics)
+		if err == nil || !time.Now().Before(deadline) {
+			return c, err
+		}
+		g.log.Warn("jetstream not ready for natter's buckets yet; trying again", "replicas", g.cfg.Replicas, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func (g *Gateway) startEmbedded() error {
