@@ -237,7 +237,11 @@ func writeSetup(s natsSetup) (*setupFiles, error) {
 	}
 	// Rendered before anything is written: a value it refuses leaves no
 	// folder behind.
-	env, err := envFile(vars)
+	about := "the nats-server in this folder"
+	if len(s.nodes) > 1 {
+		about = "the cluster of nats-servers in this folder"
+	}
+	env, err := envFile(about, vars)
 	if err != nil {
 		return nil, err
 	}
@@ -405,13 +409,14 @@ func unspecifiedHost(host string) bool {
 	return ip != nil && ip.IsUnspecified()
 }
 
-// envFile renders KEY=VALUE lines that both a POSIX shell ("set -a; . FILE")
-// and natter's .env reader take. A value with characters the shell would
+// envFile renders a comment on what the settings are about, then KEY=VALUE
+// lines that both a POSIX shell ("set -a; . FILE") and natter's .env reader
+// take. A value with characters the shell would
 // split or expand is single-quoted; one holding a single quote cannot be
 // written safely and is refused.
-func envFile(vars [][2]string) ([]byte, error) {
+func envFile(about string, vars [][2]string) ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteString("# natter settings for the nats-server in this folder; copy to .env or export them.\n")
+	fmt.Fprintf(&b, "# natter settings for %s; copy to .env or export them.\n", about)
 	for _, kv := range vars {
 		v := kv[1]
 		switch {

@@ -70,15 +70,20 @@ func str(f func(*Config) *string) func(*Config, string) error {
 
 func list(f func(*Config) *[]string) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		var out []string
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		*f(c) = out
+		*f(c) = splitList(v)
 		return nil
 	}
+}
+
+// splitList splits a comma-separated list, dropping blank items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // origin is str for a web origin: an absolute http or https URL with a host
@@ -148,6 +153,25 @@ func positive(f func(*Config) *int) func(*Config, string) error {
 	}
 }
 
+// replicas is integer for a JetStream replica count, which the server takes
+// from 1 to 5; empty stores 0, for Config.replicas to choose.
+func replicas(f func(*Config) *int) func(*Config, string) error {
+	set := integer(f)
+	return func(c *Config, v string) error {
+		if v == "" {
+			*f(c) = 0
+			return nil
+		}
+		if err := set(c, v); err != nil {
+			return err
+		}
+		if n := *f(c); n < 1 || n > 5 {
+			return errors.New("must be from 1 to 5")
+		}
+		return nil
+	}
+}
+
 func float(f func(*Config) *float64) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.ParseFloat(v, 64)
@@ -199,7 +223,7 @@ var settings = []setting{
 	{"nats-url", "NATTER_NATS_URL", "", "comma-separated URLs of an external NATS; empty runs the embedded server", str(func(c *Config) *string { return &c.NATSURL })},
 	{"nats-creds", "NATTER_NATS_CREDS", "", "creds file of natter's service user on the external NATS", str(func(c *Config) *string { return &c.NATSCreds })},
 	{"signing-key", "NATTER_SIGNING_KEY", "", "seed file of the chat account's scoped signing key (external NATS)", str(func(c *Config) *string { return &c.SigningKey })},
-	{"replicas", "NATTER_REPLICAS", "1", "replicas of the JetStream buckets", integer(func(c *Config) *int { return &c.Replicas })},
+	{"replicas", "NATTER_REPLICAS", "", "replicas of the JetStream buckets, 1 to 5; empty: 1, or with -nats-url one per URL up to 3", replicas(func(c *Config) *int { return &c.Replicas })},
 	{"log-level", "NATTER_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"metrics-addr", "NATTER_METRICS_ADDR", "", "listen address of /metrics (Prometheus) and, with -pprof, /debug/pprof/, e.g. 127.0.0.1:9090; keep it private. Empty: off", str(func(c *Config) *string { return &c.MetricsAddr })},
 	{"pprof", "NATTER_PPROF", "false", "serve Go profiles under /debug/pprof/ on the metrics listener (needs -metrics-addr)", boolean(func(c *Config) *bool { return &c.PProf })},
@@ -278,6 +302,21 @@ func readDotEnv(path string) (map[string]string, error) {
 		vars[strings.TrimSpace(k)] = v
 	}
 	return vars, sc.Err()
+}
+
+// maxDefaultReplicas caps the replicas chosen from the number of NATS URLs:
+// three copies keep a majority through the loss of one node, and more cost
+// every write without a use for chat.
+const maxDefaultReplicas = 3
+
+// replicas is the number of replicas of the buckets: NATTER_REPLICAS when
+// set; else 1 with the embedded NATS, and with an external one a replica per
+// URL in NATTER_NATS_URL, up to 3, as each URL is taken to be a node.
+func (c Config) replicas() int {
+	if c.Replicas > 0 {
+		return c.Replicas
+	}
+	return max(1, min(len(splitList(c.NATSURL)), maxDefaultReplicas))
 }
 
 // chatConfig is the gateway's part of c. Zero fields, as in a Config built

@@ -91,6 +91,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad duration", map[string]string{"NATTER_TOKEN_TTL": "soon"}, nil, ""},
 		{"negative duration", map[string]string{"NATTER_TOKEN_TTL": "-1h"}, nil, ""},
 		{"bad number", nil, []string{"-replicas", "three"}, ""},
+		{"no replicas", map[string]string{"NATTER_REPLICAS": "0"}, nil, ""},
+		{"more replicas than JetStream keeps", nil, []string{"-replicas", "6"}, ""},
 		{"unknown flag", nil, []string{"-nope"}, ""},
 		{"bad .env line", nil, nil, "NATTER_HTTP_ADDR\n"},
 		{"room ttl under a second", map[string]string{"NATTER_ROOM_IDLE_TTL": "500ms"}, nil, ""},
@@ -112,6 +114,37 @@ func TestLoadConfigErrors(t *testing.T) {
 			fs.SetOutput(io.Discard)
 			if _, err := LoadConfig(fs, tc.args, func(k string) string { return tc.env[k] }, dotenv); err == nil {
 				t.Fatal("no error")
+			}
+		})
+	}
+}
+
+// TestConfigReplicas: unless NATTER_REPLICAS says otherwise, the buckets
+// have one replica on the embedded NATS and one per external URL, up to 3.
+func TestConfigReplicas(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"embedded", nil, 1},
+		{"embedded, set", map[string]string{"NATTER_REPLICAS": "3"}, 3},
+		{"one url", map[string]string{"NATTER_NATS_URL": "nats://a:4222"}, 1},
+		{"two urls", map[string]string{"NATTER_NATS_URL": "nats://a:4222,nats://b:4222"}, 2},
+		{"three urls, spaces and a trailing comma", map[string]string{"NATTER_NATS_URL": "nats://a:4222, nats://b:4222 ,nats://c:4222,"}, 3},
+		{"five urls", map[string]string{"NATTER_NATS_URL": "nats://a,nats://b,nats://c,nats://d,nats://e"}, 3},
+		{"three urls, set to 1", map[string]string{"NATTER_NATS_URL": "nats://a,nats://b,nats://c", "NATTER_REPLICAS": "1"}, 1},
+		{"one url, set to 5", map[string]string{"NATTER_NATS_URL": "nats://a", "NATTER_REPLICAS": "5"}, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			cfg, err := LoadConfig(fs, nil, func(k string) string { return tt.env[k] }, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.replicas(); got != tt.want {
+				t.Errorf("replicas = %d, want %d", got, tt.want)
 			}
 		})
 	}

@@ -5,6 +5,7 @@
 //	natter creds admin [-o FILE]   admin creds for the chat account (nats CLI)
 //	natter token inspect JWT       explain a vended token
 //	natter nats init [-dir DIR]    key material and config for an external NATS
+//	                               (-cluster 3: for a cluster of three nodes)
 //	natter bench [flags]           measure natter against its limits
 package main
 
@@ -156,7 +157,7 @@ func (m *Main) Run(ctx context.Context) error {
 		SigningKeyFile: c.SigningKey,
 		StoreKey:       c.StoreKey,
 		MonitorAddr:    c.NATSMonitorAddr,
-		Replicas:       c.Replicas,
+		Replicas:       c.replicas(),
 		Limits:         gateway.UserLimits{MaxConns: int64(c.MaxConnections)},
 		Chat:           c.chatConfig(),
 		Metrics:        mx,
@@ -197,7 +198,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("nats listening (operators, nats CLI)", "url", u, "creds", "natter creds admin -o admin.creds")
 		m.Logger.Info("nats websocket listening (browsers)", "url", listenURL(ws, c.WSAddr, gw.WebSocketPort()), "origins", strings.Join(wsOrigins, ","))
 	} else {
-		m.Logger.Info("connected to external nats", "url", c.NATSURL)
+		m.Logger.Info("connected to external nats", "url", c.NATSURL, "connected", gw.Conn().ConnectedUrlRedacted(), "replicas", c.replicas())
 	}
 	m.Logger.Info("http listening (TVM API)", "url", listenURL(web, c.HTTPAddr, httpPort))
 	if a := gw.MonitorAddr(); a != nil {
@@ -320,23 +321,25 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 func natsCmd(args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: natter nats init [-dir DIR] [-listen HOST:PORT] [-ws HOST:PORT] [-ws-url URL]"
+	const usage = "usage: natter nats init [-dir DIR] [-cluster N [-cluster-listen HOST:PORT]] [-listen HOST:PORT] [-ws HOST:PORT] [-ws-url URL] [-allowed-origins LIST]"
 	if len(args) == 0 || args[0] != "init" {
 		return errors.New(usage)
 	}
 	fs := flag.NewFlagSet("natter nats init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg gateway.ExternalConfig
+	var (
+		cfg           gateway.ExternalConfig
+		nodes         int
+		clusterListen string
+	)
 	fs.StringVar(&cfg.Dir, "dir", "nats", "folder to write into")
-	fs.StringVar(&cfg.ClientAddr, "listen", "127.0.0.1:4222", "NATS client listen address of the server")
-	fs.StringVar(&cfg.WSAddr, "ws", "0.0.0.0:8081", "WebSocket listen address of the server")
-	fs.StringVar(&cfg.WSURL, "ws-url", "", "WebSocket URL handed to browsers (default derived from -ws)")
+	fs.IntVar(&nodes, "cluster", 0, "write a configuration for each of N nodes of a NATS cluster (at least 3) instead of one server")
+	fs.StringVar(&cfg.ClientAddr, "listen", "127.0.0.1:4222", "NATS client listen address of the server; with -cluster the first node's, the next nodes on the following ports, or a comma-separated address per node")
+	fs.StringVar(&clusterListen, "cluster-listen", "127.0.0.1:6222", "with -cluster: route listen address of the first node, the next nodes on the following ports, or a comma-separated address per node")
+	fs.StringVar(&cfg.WSAddr, "ws", "0.0.0.0:8081", "WebSocket listen address of the server; with -cluster as -listen")
+	fs.StringVar(&cfg.WSURL, "ws-url", "", "WebSocket URL handed to browsers (default derived from -ws); with -cluster a comma-separated URL per node")
 	fs.Func("allowed-origins", "comma-separated web origins the WebSocket listener accepts (default any)", func(v string) error {
-		for _, o := range strings.Split(v, ",") {
-			if o = strings.TrimSpace(o); o != "" {
-				cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
-			}
-		}
+		cfg.AllowedOrigins = append(cfg.AllowedOrigins, splitList(v)...)
 		return nil
 	})
 	if err := fs.Parse(args[1:]); err != nil {
@@ -345,10 +348,6 @@ func natsCmd(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return errors.New(usage)
 	}
-	files, err := gateway.InitExternal(cfg)
-	if err != nil {
-		return err
-	}
 	// The hints are commands to paste into a shell: quote paths it would split.
 	sh := func(s string) string {
 		if !strings.ContainsAny(s, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
@@ -356,8 +355,79 @@ func natsCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 	}
-	dir := filepath.Dir(files.ServerConf)
-	fmt.Fprintf(stdout, "wrote %s\n\nstart the server:  nats-server -c %s\nthen natter with:  set -a; . %s; set +a; natter\nadmin creds:       natter creds admin -data-dir %s -o admin.creds\n",
-		dir, sh(files.ServerConf), sh(files.Env), sh(dir))
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["cluster"] {
+		if set["cluster-listen"] {
+			return errors.New("-cluster-listen configures the routes of a cluster: give -cluster N too")
+		}
+		files, err := gateway.InitExternal(cfg)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Dir(files.ServerConf)
+		fmt.Fprintf(stdout, "wrote %s\n\nstart the server:  nats-server -c %s\nthen natter with:  set -a; . %s; set +a; natter\nadmin creds:       natter creds admin -data-dir %s -o admin.creds\n",
+			dir, sh(files.ServerConf), sh(files.Env), sh(dir))
+		return nil
+	}
+	if nodes < gateway.MinClusterNodes {
+		return fmt.Errorf("-cluster %d: a cluster needs at least %d nodes", nodes, gateway.MinClusterNodes)
+	}
+	ccfg := gateway.ClusterConfig{Dir: cfg.Dir, AllowedOrigins: cfg.AllowedOrigins, Limits: cfg.Limits}
+	for _, a := range []struct {
+		flag, value string
+		to          *[]string
+	}{
+		{"listen", cfg.ClientAddr, &ccfg.ClientAddrs},
+		{"cluster-listen", clusterListen, &ccfg.ClusterAddrs},
+		{"ws", cfg.WSAddr, &ccfg.WSAddrs},
+	} {
+		addrs, err := nodeAddrs(a.value, nodes)
+		if err != nil {
+			return fmt.Errorf("-%s: %w", a.flag, err)
+		}
+		*a.to = addrs
+	}
+	if cfg.WSURL != "" {
+		if ccfg.WSURLs = splitList(cfg.WSURL); len(ccfg.WSURLs) != nodes {
+			return fmt.Errorf("-ws-url: %d URLs for %d nodes: give one per node, comma-separated", len(ccfg.WSURLs), nodes)
+		}
+	}
+	files, err := gateway.InitCluster(ccfg)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(files.Env)
+	fmt.Fprintf(stdout, "wrote %s for a cluster of %d nodes\n\nstart each node, on its own host or all on this one:\n", dir, nodes)
+	for i, conf := range files.ServerConfs {
+		fmt.Fprintf(stdout, "  node %d:  nats-server -c %s    (clients %s, websocket %s)\n", i, sh(conf), files.NATSURLs[i], files.WSURLs[i])
+	}
+	fmt.Fprintf(stdout, "then natter, as many as you like behind a load balancer, each with its own -http-addr:\n  set -a; . %s; set +a; natter\nadmin creds:  natter creds admin -data-dir %s -o admin.creds\nnats CLI:     nats --creds admin.creds -s %s ...\n",
+		sh(files.Env), sh(dir), strings.Join(files.NATSURLs, ","))
 	return nil
+}
+
+// nodeAddrs gives each of n nodes its listen address from a flag's value:
+// either a comma-separated address per node, or the first node's address,
+// the next nodes on the same host and the following ports.
+func nodeAddrs(v string, n int) ([]string, error) {
+	if addrs := splitList(v); len(addrs) > 1 {
+		if len(addrs) != n {
+			return nil, fmt.Errorf("%d addresses for %d nodes: give one per node, or the first node's", len(addrs), n)
+		}
+		return addrs, nil
+	}
+	host, p, err := net.SplitHostPort(v)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port+n-1 > 65535 {
+		return nil, fmt.Errorf("%q needs a fixed port between 1 and %d for %d nodes on successive ports", v, 65535-n+1, n)
+	}
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = net.JoinHostPort(host, strconv.Itoa(port+i))
+	}
+	return addrs, nil
 }
