@@ -397,6 +397,15 @@ type extServer struct {
 // failed.
 func startExtServer(t *testing.T, bin, conf, addr string) *extServer {
 	t.Helper()
+	s := newExtServer(t, bin, conf, addr)
+	s.start(t)
+	return s
+}
+
+// newExtServer is startExtServer that leaves the starting to the caller:
+// the nodes of a cluster start together, as none is ready alone.
+func newExtServer(t *testing.T, bin, conf, addr string) *extServer {
+	t.Helper()
 	s := &extServer{bin: bin, conf: conf, addr: addr}
 	t.Cleanup(func() {
 		s.stop(t)
@@ -404,11 +413,17 @@ func startExtServer(t *testing.T, bin, conf, addr string) *extServer {
 			t.Logf("nats-server -c %s output:\n%s", conf, s.out.String())
 		}
 	})
-	s.start(t)
 	return s
 }
 
 func (s *extServer) start(t *testing.T) {
+	t.Helper()
+	s.launch(t)
+	s.waitListening(t)
+}
+
+// launch starts the process without waiting for it.
+func (s *extServer) launch(t *testing.T) {
 	t.Helper()
 	s.cmd = exec.Command(s.bin, "-c", s.conf)
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
@@ -418,7 +433,12 @@ func (s *extServer) start(t *testing.T) {
 	cmd, exited := s.cmd, make(chan struct{})
 	s.exited = exited
 	go func() { cmd.Wait(); close(exited) }()
+}
 
+// waitListening waits until the launched server accepts connections.
+func (s *extServer) waitListening(t *testing.T) {
+	t.Helper()
+	cmd, exited := s.cmd, s.exited
 	const timeout = 15 * time.Second
 	deadline := time.Now().Add(timeout)
 	for {
