@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -113,10 +114,16 @@ func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 // on an external NATS at start. A cluster started together with natter
 // elects its JetStream leader and meets its peers within seconds; until
 // then it refuses, or has too few peers for the replicas asked for.
-const externalStartWait = 30 * time.Second
+const externalStartWait = 60 * time.Second
 
 // startChat provisions the buckets and starts the chat, trying again for up
 // to externalStartWait on an external NATS.
+//
+// Two natter processes that create the same stream at the same moment on a
+// cluster may both wait for an answer that never comes, until the request
+// times out, though the stream is made. So the wait before trying again is
+// random: one of them then provisions the rest alone, and the other finds
+// it done.
 func (g *Gateway) startChat(ctx context.Context) (*chat, error) {
 	deadline := time.Now()
 	if g.srv == nil {
@@ -131,7 +138,7 @@ func (g *Gateway) startChat(ctx context.Context) (*chat, error) {
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-time.After(time.Second):
+		case <-time.After(500*time.Millisecond + rand.N(2*time.Second)):
 		}
 	}
 }
