@@ -1,6 +1,7 @@
 package tvm_test
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/nats-io/jwt/v2"
@@ -29,10 +30,15 @@ func TestSignerSignsLikeTheKeyPair(t *testing.T) {
 	if want, _ := kp.PublicKey(); got.Issuer != want {
 		t.Fatalf("issuer %s, want %s", got.Issuer, want)
 	}
-	data := []byte("natter")
-	sig, _ := s.Sign(data)
-	if err := kp.Verify(data, sig); err != nil {
-		t.Fatalf("the key pair does not verify the signer's signature: %v", err)
+	for _, data := range [][]byte{nil, []byte("natter"), make([]byte, 1000)} {
+		sig, _ := s.Sign(data)
+		want, _ := kp.Sign(data)
+		if !bytes.Equal(sig, want) {
+			t.Fatalf("signature of %d bytes differs from the key pair's", len(data))
+		}
+		if err := kp.Verify(data, sig); err != nil {
+			t.Fatalf("the key pair does not verify the signer's signature: %v", err)
+		}
 	}
 
 	pubOnly, _ := nkeys.FromPublicKey(upub)
