@@ -14,6 +14,7 @@ import (
 
 	"github.com/natterchat/natter"
 	"github.com/natterchat/natter/client"
+	"github.com/natterchat/natter/tvm"
 )
 
 // TokensOptions are the parameters of the tokens scenario.
@@ -113,14 +114,19 @@ func runTokens(ctx context.Context, srv Server, o TokensOptions) (*Scenario, err
 }
 
 // signRate signs the user JWT the TVM issues (a scoped key of an account,
-// a room tag) with jwt/v2 Encode on GOMAXPROCS goroutines for d.
+// a room tag) with jwt/v2 Encode and the TVM's own signer on GOMAXPROCS
+// goroutines for d: the most tokens the machine could sign.
 func signRate(ctx context.Context, d time.Duration, maxPer int) (float64, error) {
 	acct, err := nkeys.CreateAccount()
 	if err != nil {
 		return 0, err
 	}
 	acctPub, _ := acct.PublicKey()
-	signer, err := nkeys.CreateAccount()
+	key, err := nkeys.CreateAccount()
+	if err != nil {
+		return 0, err
+	}
+	signer, err := tvm.NewSigner(key)
 	if err != nil {
 		return 0, err
 	}
