@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -225,12 +226,53 @@ func Dial(u *Identity, tok *Token, opts ...nats.Option) (*Conn, error) {
 		c.renewIfExpiring()
 		return max(0, delay(attempts)-time.Since(start))
 	}))
+	// nats.go (v1.55) leaves the socket of a reconnect attempt that fails
+	// after dialing (a handshake timeout, a refused token) open until it
+	// is garbage collected; in a reconnect storm that runs a process out
+	// of files. It dials again only once it is done with the last socket,
+	// so the dialer closes that one first.
+	inner := o.CustomDialer
+	if inner == nil {
+		d := &net.Dialer{Timeout: o.Timeout}
+		if o.Dialer != nil {
+			*d = *o.Dialer
+		}
+		inner = d
+	}
+	opts = append(opts, nats.SetCustomDialer(&closingDialer{inner: inner}))
 	nc, err := nats.Connect(strings.Join(tok.Servers, ","), opts...)
 	if err != nil {
 		return nil, err
 	}
 	c.Conn = nc
 	return c, nil
+}
+
+// closingDialer closes the connection it dialed last before dialing again.
+type closingDialer struct {
+	inner nats.CustomDialer
+	mu    sync.Mutex
+	last  net.Conn
+}
+
+func (d *closingDialer) Dial(network, address string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.last != nil {
+		d.last.Close()
+		d.last = nil
+	}
+	conn, err := d.inner.Dial(network, address)
+	if err == nil {
+		d.last = conn
+	}
+	return conn, err
+}
+
+// SkipTLSHandshake keeps what the wrapped dialer says, if it says.
+func (d *closingDialer) SkipTLSHandshake() bool {
+	s, ok := d.inner.(interface{ SkipTLSHandshake() bool })
+	return ok && s.SkipTLSHandshake()
 }
 
 // SetToken makes the next (re)connect use tok.
