@@ -188,4 +188,40 @@ func TestClusterNATS(t *testing.T) {
 			}
 		}
 	})
+
+	// natter's own connection moves to another node when its node stops,
+	// and natter is ready again on the two left.
+	t.Run("failover", func(t *testing.T) {
+		from := m.Gateway.Conn().ConnectedUrl()
+		node := slices.Index(natsURLs, from)
+		if node < 0 {
+			t.Fatalf("natter is connected to %q, none of %q", from, natsURLs)
+		}
+		servers[node].stop(t)
+		gatewaytest.WaitFor(t, 30*time.Second, func() error {
+			nc := m.Gateway.Conn()
+			if !nc.IsConnected() || nc.ConnectedUrl() == from {
+				return fmt.Errorf("natter's connection: %s, %s, want another node than %s", nc.Status(), nc.ConnectedUrl(), from)
+			}
+			if code := getStatus(t, m.baseURL()+"/readyz"); code != 200 {
+				return fmt.Errorf("/readyz = %d", code)
+			}
+			return nil
+		})
+		carol := gatewaytest.NewUser(t)
+		tok := carol.MustToken(t, m.baseURL(), room)
+		c := carol.Connect(t, tok)
+		if got := c.ConnectedUrl(); got == wsURLs[node] {
+			t.Fatalf("carol connected to the stopped node's %s", got)
+		}
+		// Until the buckets' leaders on the stopped node are replaced, a
+		// send may be refused as unavailable.
+		gatewaytest.WaitFor(t, 30*time.Second, func() error {
+			if _, err := c.Join(ctx, room, "carol"); err != nil {
+				return err
+			}
+			_, err := c.Send(ctx, room, "hello from two nodes")
+			return err
+		})
+	})
 }
