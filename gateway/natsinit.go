@@ -162,13 +162,8 @@ func dialURL(scheme, host, orElse string, port int) string {
 // checkNodes refuses listeners that would take each other's port, and nodes
 // that natter, browsers or the other nodes could not tell apart.
 func checkNodes(nodes []natsNode) error {
-	var listeners []string
 	urls := map[string]bool{}
 	for _, n := range nodes {
-		listeners = append(listeners, n.clientAddr, n.wsAddr)
-		if n.clusterAddr != "" {
-			listeners = append(listeners, n.clusterAddr)
-		}
 		for _, u := range []string{n.natsURL, n.route, n.wsURL} {
 			if u != "" && urls[u] {
 				return fmt.Errorf("two nodes are both reached at %s: give each node its own host or port", u)
@@ -176,22 +171,45 @@ func checkNodes(nodes []natsNode) error {
 			urls[u] = true
 		}
 	}
-	for i, a := range listeners {
-		for _, b := range listeners[:i] {
-			if sameListener(a, b) {
-				return fmt.Errorf("listen addresses %s and %s take the same port", b, a)
+	for i, n := range nodes {
+		for j, m := range nodes[:i+1] {
+			for x, a := range n.listeners() {
+				for y, b := range m.listeners() {
+					if i == j && y >= x {
+						break // each pair of one node's listeners once
+					}
+					if sameListener(a, b, i == j) {
+						return fmt.Errorf("listen addresses %s and %s take the same port", b, a)
+					}
+				}
 			}
 		}
 	}
 	return nil
 }
 
-// sameListener reports whether two host:port listeners on one machine
-// would take the same port. fixedAddr has accepted both.
-func sameListener(a, b string) bool {
+// listeners are the node's listen addresses.
+func (n natsNode) listeners() []string {
+	if n.clusterAddr == "" {
+		return []string{n.clientAddr, n.wsAddr}
+	}
+	return []string{n.clientAddr, n.clusterAddr, n.wsAddr}
+}
+
+// sameListener reports whether two host:port listeners, which fixedAddr
+// has accepted, take the same port. Listeners that name one host do; one
+// on every interface takes the port on its own machine only, and nodes may
+// be on machines of their own.
+func sameListener(a, b string, oneMachine bool) bool {
 	ha, pa, _ := net.SplitHostPort(a)
 	hb, pb, _ := net.SplitHostPort(b)
-	return pa == pb && (ha == hb || unspecifiedHost(ha) || unspecifiedHost(hb))
+	switch {
+	case pa != pb:
+		return false
+	case unspecifiedHost(ha) || unspecifiedHost(hb):
+		return oneMachine
+	}
+	return ha == hb
 }
 
 // natsSetup is what both forms of "natter nats init" write into dir.

@@ -140,6 +140,28 @@ func TestInitClusterWritesConfigsTheServerAccepts(t *testing.T) {
 	}
 }
 
+// TestInitClusterOnThreeHosts: nodes on machines of their own may listen on
+// the same ports, on every interface, as long as each is reached at its own
+// URL.
+func TestInitClusterOnThreeHosts(t *testing.T) {
+	files, err := gateway.InitCluster(gateway.ClusterConfig{
+		Dir:          t.TempDir(),
+		ClientAddrs:  []string{"10.0.0.1:4222", "10.0.0.2:4222", "10.0.0.3:4222"},
+		ClusterAddrs: []string{"10.0.0.1:6222", "10.0.0.2:6222", "10.0.0.3:6222"},
+		WSAddrs:      []string{"0.0.0.0:8081", "0.0.0.0:8081", "0.0.0.0:8081"},
+		WSURLs:       []string{"wss://ws0.chat.example", "wss://ws1.chat.example", "wss://ws2.chat.example"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"nats://10.0.0.1:4222", "nats://10.0.0.2:4222", "nats://10.0.0.3:4222"}; !slices.Equal(files.NATSURLs, want) {
+		t.Errorf("NATSURLs = %q, want %q", files.NATSURLs, want)
+	}
+	if want := []string{"wss://ws0.chat.example", "wss://ws1.chat.example", "wss://ws2.chat.example"}; !slices.Equal(files.WSURLs, want) {
+		t.Errorf("WSURLs = %q, want %q", files.WSURLs, want)
+	}
+}
+
 // TestInitClusterRefuses: a configuration that could not form a cluster,
 // or whose files could not agree on the ports, writes nothing.
 func TestInitClusterRefuses(t *testing.T) {
@@ -170,7 +192,11 @@ func TestInitClusterRefuses(t *testing.T) {
 		{"random websocket port", func(c *gateway.ClusterConfig) { c.WSAddrs[0] = "127.0.0.1:0" }, "node 0: websocket address"},
 		{"no port", func(c *gateway.ClusterConfig) { c.ClientAddrs[0] = "127.0.0.1" }, "node 0: nats address"},
 		{"one client port twice", func(c *gateway.ClusterConfig) { c.ClientAddrs[2] = c.ClientAddrs[0] }, "both reached at nats://127.0.0.1:14222"},
-		{"a route port taken by a client port", func(c *gateway.ClusterConfig) { c.ClusterAddrs[1] = "0.0.0.0:14222" }, "take the same port"},
+		{"a route port taken by another node's client port", func(c *gateway.ClusterConfig) { c.ClusterAddrs[1] = "127.0.0.1:14222" }, "take the same port"},
+		{"a websocket port taken by the node's route port", func(c *gateway.ClusterConfig) { c.WSAddrs[2] = "0.0.0.0:16224" }, "take the same port"},
+		{"one listener on every interface twice", func(c *gateway.ClusterConfig) {
+			c.WSAddrs = []string{"0.0.0.0:18443", "0.0.0.0:18443", "0.0.0.0:18443"}
+		}, "both reached at ws://localhost:18443"},
 		{"one websocket url twice", func(c *gateway.ClusterConfig) {
 			c.WSURLs = []string{"wss://chat.example", "wss://chat.example", "wss://other.example"}
 		}, "both reached at wss://chat.example"},
