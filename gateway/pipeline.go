@@ -27,6 +27,14 @@ const ServiceName = "natter"
 // requestTimeout bounds the work of one request.
 const requestTimeout = 10 * time.Second
 
+// answerWithin bounds a pipeline request from its arrival to its answer,
+// its wait behind the room's earlier requests included. It is half the web
+// app's request timeout (REQUEST_TIMEOUT_MS, 10 s): when JetStream cannot
+// store (a cluster without quorum, a stream electing a leader), each
+// sender, still waiting, is told unavailable and may resend, rather than
+// timing out on an answer that comes too late.
+const answerWithin = 5 * time.Second
+
 // startService subscribes the pipeline's endpoints in the "natter" queue
 // group, so each request goes to exactly one of the natter processes.
 func (c *chat) startService() error {
@@ -79,18 +87,18 @@ func (c *chat) endpoint(request bool, handle func(ctx context.Context, room, use
 			c.droppedReplies.Add(1)
 			return
 		}
-		data := r.Data()
+		data, deadline := r.Data(), time.Now().Add(answerWithin)
 		// Answered by c.run on its own, not through r: micro reads r when
 		// this returns, and the work finishes later.
-		if !c.work.do(room, func() { c.run(room, user, reply, data, handle) }) && reply != "" {
+		if !c.work.do(room, func() { c.run(room, user, reply, data, deadline, handle) }) && reply != "" {
 			c.respond(reply, natter.Reply{Error: body(natter.Errorf(natter.EUnavailable, "natter is shutting down, try again"))})
 		}
 	})
 }
 
-// run does one request and answers it.
-func (c *chat) run(room, user, reply string, data []byte, handle func(ctx context.Context, room, user string, data []byte) any) {
-	ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
+// run does one request and answers it by the deadline.
+func (c *chat) run(room, user, reply string, data []byte, deadline time.Time, handle func(ctx context.Context, room, user string, data []byte) any) {
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
 	resp := handle(ctx, room, user, data)
 	if reply == "" {
