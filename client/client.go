@@ -326,7 +326,8 @@ func (c *Conn) renewIfExpiring() {
 			c.SetToken(tok)
 			return
 		}
-		backoff := rand.N(min(5*time.Second, 250*time.Millisecond<<min(attempt, 5)))
+		// As the web app: 250 ms and full jitter over 500 ms × 2^attempt.
+		backoff := 250*time.Millisecond + rand.N(min(30*time.Second, 500*time.Millisecond<<min(attempt, 10)))
 		if time.Until(deadline) < backoff {
 			return
 		}
