@@ -86,6 +86,7 @@ type idle struct {
 	mu       sync.Mutex
 	gaps     [][2]uint64  // seqs skipped, first and last
 	down, up atomic.Int64 // since base: the first disconnect, the reconnect after it
+	online   atomic.Bool  // connected, as the connection's handlers tell
 }
 
 // handle sees every entry of the room once, in seq order (client.Room's
@@ -198,7 +199,7 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 	// The connect phase.
 	var (
 		asyncErrs atomic.Int64
-		renewals  atomic.Int64
+		renewals  [2]atomic.Int64 // renewed, failed
 		mu        sync.Mutex
 		lat       latencies
 		failed    int
@@ -224,7 +225,10 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 		opts := []nats.Option{
 			// Counted, not printed: every client hears its token expire.
 			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) { asyncErrs.Add(1) }),
-			nats.DisconnectErrHandler(func(*nats.Conn, error) { c.down.CompareAndSwap(0, since()) }),
+			nats.DisconnectErrHandler(func(*nats.Conn, error) {
+				c.online.Store(false)
+				c.down.CompareAndSwap(0, since())
+			}),
 			// A refused reconnect is tried again, not the end.
 			nats.IgnoreAuthErrorAbort(),
 			// As the web app: a reconnect 1 to 2 s after a disconnect, a
@@ -240,14 +244,21 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 		conn, err := client.Dial(c.u, c.tok, opts...)
 		if err == nil {
 			conn.RenewWith(func(ctx context.Context) (*client.Token, error) {
-				renewals.Add(1)
-				return tokenRetrying(ctx, api, c.u, "idle", room)
+				tok, err := tokenRetrying(ctx, api, c.u, "idle", room)
+				if err != nil {
+					renewals[1].Add(1)
+				} else {
+					renewals[0].Add(1)
+				}
+				return tok, err
 			})
 			conn.OnReconnect(func() {
 				if c.down.Load() != 0 {
 					c.up.CompareAndSwap(0, since())
 				}
+				c.online.Store(true)
 			})
+			c.online.Store(true)
 			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			c.follow, err = conn.Follow(fctx, room, 0, c.handle)
 			cancel()
@@ -336,9 +347,11 @@ func (st *storm) ack(room int, seq uint64) {
 	st.maxAck[room] = max(st.maxAck[room], seq)
 }
 
-// isBack tells whether c reconnected after the storm's disconnect.
+// isBack tells whether c reconnected after the storm's disconnect and is
+// connected. (Not nats.Conn.IsConnected: its lock is held for a whole
+// reconnect attempt.)
 func (c *idle) isBack() bool {
-	return c.conn != nil && c.up.Load() != 0 && c.conn.IsConnected()
+	return c.up.Load() != 0 && c.online.Load()
 }
 
 // back counts the clients that reconnected after the storm's disconnect
@@ -359,7 +372,7 @@ func (st *storm) back() (reconnected, caughtUp int) {
 	return reconnected, caughtUp
 }
 
-func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.API, first, last time.Time, rate float64, renewals *atomic.Int64) error {
+func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.API, first, last time.Time, rate float64, renewals *[2]atomic.Int64) error {
 	n := len(st.clients)
 	st.acked = make([][]uint64, len(st.rooms))
 	st.maxAck = make([]uint64, len(st.rooms))
@@ -493,8 +506,9 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 	s.fig("storm: disconnected", float64(disconnected), "")
 	s.fig("storm: reconnected", float64(reconnected), "")
 	s.fig("storm: not back", float64(n-reconnected), "")
-	s.fig("storm: tokens renewed", float64(renewals.Load()), "")
-	if r := renewals.Load(); r > int64(n) {
+	s.fig("storm: tokens renewed", float64(renewals[0].Load()), "")
+	s.fig("storm: renewals failed", float64(renewals[1].Load()), "")
+	if r := renewals[0].Load(); r > int64(n) {
 		s.note("%d token renewals for %d clients: the storm outlasted the tokens' lifetime, and the tokens renewed together expired together again", r, n)
 	}
 	if !allBack.IsZero() && firstDown != math.MaxInt64 {
