@@ -200,6 +200,7 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 	var (
 		asyncErrs atomic.Int64
 		renewals  [2]atomic.Int64 // renewed, failed
+		renewErr  atomic.Value    // the first failure's message
 		mu        sync.Mutex
 		lat       latencies
 		failed    int
@@ -247,6 +248,7 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 				tok, err := tokenRetrying(ctx, api, c.u, "idle", room)
 				if err != nil {
 					renewals[1].Add(1)
+					renewErr.CompareAndSwap(nil, err.Error())
 				} else {
 					renewals[0].Add(1)
 				}
@@ -321,7 +323,11 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 		c.down.Store(0)
 		c.up.Store(0)
 	}
-	return s, st.run(ctx, s, srv, api, first, last, o.StormRate, &renewals)
+	err = st.run(ctx, s, srv, api, first, last, o.StormRate, &renewals)
+	if e, ok := renewErr.Load().(string); ok {
+		s.note("%d token renewals failed, the first: %s", renewals[1].Load(), e)
+	}
+	return s, err
 }
 
 // storm is the reconnect storm of the connections scenario.
