@@ -72,6 +72,9 @@ const (
 	maxGaps = 16
 	// stormLead is how long before the first expiry the senders start.
 	stormLead = 2 * time.Second
+	// stopGrace is how long a sender still tries to have a message
+	// acknowledged once told to stop.
+	stopGrace = 30 * time.Second
 )
 
 // idle is one client of the connections scenario.
@@ -595,7 +598,7 @@ type stormSender struct {
 
 // run sends one message per interval from start until stop, each until
 // it is acknowledged (resending the same id, which natter stores once) or
-// until giveUp.
+// until giveUp, or stopGrace after stop.
 func (sd *stormSender) run(ctx context.Context, st *storm, start time.Time, interval time.Duration, stop <-chan struct{}, giveUp time.Time) {
 	const maxMessages = 1_000_000
 	next := start
@@ -609,7 +612,7 @@ func (sd *stormSender) run(ctx context.Context, st *storm, start time.Time, inte
 		next = next.Add(interval)
 		r := sd.rooms[i%len(sd.rooms)]
 		room := st.rooms[r]
-		if time.Since(lastHere) > 20*time.Second {
+		if time.Since(lastHere) > 20*time.Second && !closed(stop) {
 			// Presence lapses without a heartbeat, and a sender must be
 			// present to send.
 			for _, rr := range sd.rooms {
@@ -628,6 +631,9 @@ func (sd *stormSender) run(ctx context.Context, st *storm, start time.Time, inte
 			if err == nil {
 				st.ack(r, ack.Seq)
 				break
+			}
+			if closed(stop) {
+				giveUp = minTime(giveUp, time.Now().Add(stopGrace))
 			}
 			if time.Now().After(giveUp) {
 				st.unacked.Add(1)
@@ -707,6 +713,16 @@ func sourceDialers(s *Scenario, servers []string, n int) ([]nats.CustomDialer, e
 	}
 	s.note("connections spread over %d source addresses, 127.0.0.1 to 127.0.0.%d: %d ephemeral ports each", addrs, addrs, ports)
 	return ds, nil
+}
+
+// closed tells whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // sleepUntil waits until t or until ctx ends.
