@@ -214,12 +214,7 @@ func Dial(u *Identity, tok *Token, opts ...nats.Option) (*Conn, error) {
 		if o.Secure || o.TLSConfig != nil {
 			jitter = o.ReconnectJitterTLS
 		}
-		delay = func(int) time.Duration {
-			if jitter > 0 {
-				return wait + rand.N(jitter)
-			}
-			return wait
-		}
+		delay = func(attempts int) time.Duration { return Backoff(attempts, wait, jitter) }
 	}
 	opts = append(opts, nats.CustomReconnectDelay(func(attempts int) time.Duration {
 		start := time.Now()
@@ -273,6 +268,28 @@ func (d *closingDialer) Dial(network, address string) (net.Conn, error) {
 func (d *closingDialer) SkipTLSHandshake() bool {
 	s, ok := d.inner.(interface{ SkipTLSHandshake() bool })
 	return ok && s.SkipTLSHandshake()
+}
+
+// MaxBackoff bounds the wait between two reconnect attempts.
+const MaxBackoff = 30 * time.Second
+
+// Backoff is the wait before reconnect attempt n (1 for the first): wait
+// plus up to jitter at first, then a random wait up to twice as long after
+// each failed attempt, at most MaxBackoff ("full jitter"). When a server
+// drops thousands of clients at once, a fixed wait has them all come back
+// faster than it can take them: the handshakes queue past the clients'
+// timeouts, every client retries, and hardly anyone gets in. Doubling the
+// spread after each failure lets the load fall to what the server takes.
+func Backoff(n int, wait, jitter time.Duration) time.Duration {
+	base := wait + jitter
+	if n <= 1 || base <= 0 {
+		if jitter > 0 {
+			return wait + rand.N(jitter)
+		}
+		return wait
+	}
+	spread := min(MaxBackoff, base<<min(n-1, 16))
+	return wait + rand.N(max(spread-wait, 1))
 }
 
 // SetToken makes the next (re)connect use tok.
