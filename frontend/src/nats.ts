@@ -4,6 +4,7 @@
 import { errors, jwtAuthenticator, wsconnect, type Msg, type NatsConnection } from "@nats-io/nats-core";
 
 import * as api from "./api";
+import { backoff } from "./backoff";
 import { Follower, type HistoryPage } from "./follow";
 import { browserStore, loadIdentity, loadName, saveName, type Identity, type KeyValueStore } from "./identity";
 import { signMessage, verifyMessage } from "./sign";
@@ -357,6 +358,8 @@ class RoomConnection {
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private offlineTimer: ReturnType<typeof setTimeout> | undefined;
   private reconnectingTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Reconnect attempts since the connection was last up, for backoff. */
+  private reconnectAttempts = 0;
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly typingUntil = new Map<string, number>();
   private lastTypingSent = 0;
@@ -487,8 +490,8 @@ class RoomConnection {
       ),
       name: "natter-web",
       maxReconnectAttempts: -1,
-      reconnectTimeWait: 1_000,
-      reconnectJitter: 1_000,
+      // 1–2 s at first, then doubling after each failed attempt.
+      reconnectDelayHandler: () => backoff(++this.reconnectAttempts, 1_000, 1_000),
       timeout: REQUEST_TIMEOUT_MS,
       pingInterval: 30_000,
     });
@@ -556,6 +559,7 @@ class RoomConnection {
             this.setConn("reconnecting");
             break;
           case "reconnect":
+            this.reconnectAttempts = 0;
             this.connected();
             // Entries broadcast while away are read from the history, and
             // joining again renews presence and the member list.
