@@ -70,7 +70,9 @@ func TestFailedReconnectsCloseTheirSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := Dial(u, &Token{JWT: "jwt", Servers: []string{"nats://" + ln.Addr().String()}, InboxPrefix: "_INBOX_test"},
-		nats.Timeout(100*time.Millisecond), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectJitter(0, 0))
+		nats.Timeout(100*time.Millisecond),
+		// A fixed short wait: this is about sockets, not backoff.
+		nats.CustomReconnectDelay(func(int) time.Duration { return 20 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
 	}
