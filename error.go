@@ -8,13 +8,14 @@ import (
 // Error codes that clients see. They are part of the wire contract: stable
 // strings a client can switch on. The message beside them is for people.
 const (
-	EMalformed       = "malformed"      // body is not the JSON expected
-	EInvalidKey      = "invalid_key"    // not an nkey user public key
-	EInvalidName     = "invalid_name"   // display name refused
-	EInvalidRoom     = "invalid_room"   // room id does not match the scheme
-	ETooManyRooms    = "too_many_rooms" // more rooms than one token may hold
-	EUnknownRoom     = "unknown_room"   // no such room
-	ENotFound        = "not_found"      // no such resource
+	EMalformed       = "malformed"          // body is not the JSON expected
+	EInvalidKey      = "invalid_key"        // not an nkey user public key
+	EInvalidName     = "invalid_name"       // display name refused
+	EInvalidRoom     = "invalid_room"       // room id does not match the scheme
+	ETooManyRooms    = "too_many_rooms"     // more rooms than one token may hold
+	EInvalidExpiry   = "invalid_expires_in" // a token lifetime out of range
+	EUnknownRoom     = "unknown_room"       // no such room
+	ENotFound        = "not_found"          // no such resource
 	EMethod          = "method_not_allowed"
 	ETooLarge        = "too_large"        // request body too large
 	EUnsupportedType = "unsupported_type" // wrong content type

@@ -43,6 +43,16 @@ func SignedPayload(room, id, text string) []byte {
 	return []byte(SignaturePrefix + "\n" + room + "\n" + id + "\n" + text)
 }
 
+// TokenRequest is the body of POST /api/v1/token.
+type TokenRequest struct {
+	PublicKey string   `json:"public_key"`
+	Name      string   `json:"name,omitempty"`
+	Rooms     []string `json:"rooms"`
+	// ExpiresIn asks for a shorter life than the server's token lifetime,
+	// in whole seconds; absent (0 here) means the server's.
+	ExpiresIn int64 `json:"expires_in,omitempty"`
+}
+
 // TokenResponse is the answer of POST /api/v1/token.
 type TokenResponse struct {
 	JWT         string    `json:"jwt"`

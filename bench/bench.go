@@ -30,9 +30,8 @@ import (
 type Options struct {
 	// Start gives the natter a scenario runs against: a fresh one it
 	// starts, or one already running (whose Close leaves it be), on a
-	// loopback address. tokenTTL is the token lifetime the scenario wants,
-	// 0 for natter's default; a running natter keeps its own.
-	Start       func(ctx context.Context, scenario string, tokenTTL time.Duration) (Server, error)
+	// loopback address.
+	Start       func(ctx context.Context, scenario string) (Server, error)
 	Scenarios   []string // tokens, join, fanout, connections; empty for all
 	Tokens      TokensOptions
 	Join        JoinOptions
@@ -158,11 +157,7 @@ func Run(ctx context.Context, o Options, r *Report) error {
 		if !slices.Contains(sel, n) || ctx.Err() != nil {
 			continue
 		}
-		ttl := time.Duration(0)
-		if n == "connections" {
-			ttl = o.Connections.withDefaults().TokenTTL
-		}
-		srv, err := o.Start(ctx, n, ttl)
+		srv, err := o.Start(ctx, n)
 		if err != nil {
 			r.Scenarios = append(r.Scenarios, &Scenario{Name: n, Err: "start natter: " + err.Error()})
 			continue

@@ -26,7 +26,7 @@ type ConnectionsOptions struct {
 	Clients     int           // idle clients, each its own key, token and connection (10 000)
 	RoomSize    int           // clients per room (20)
 	Concurrency int           // connects in flight at once (32)
-	TokenTTL    time.Duration // token lifetime of the natter the benchmark starts (60 s)
+	TokenTTL    time.Duration // life the clients ask for their first tokens, whole seconds (60 s)
 	StormRate   float64       // messages per second the senders send around the storm, in all (200)
 	StormWait   time.Duration // longest wait for the tokens to expire; beyond it, no storm (3 min)
 	Timeout     time.Duration // bound of the whole scenario (15 min)
@@ -160,8 +160,13 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 	}
 
 	// Every token is asked for before any connect, as fast as the TVM
-	// gives them, so that they expire as close together as natter's
-	// whole-second expiry allows.
+	// gives them and with the same short life, so that they expire as
+	// close together as natter's whole-second expiry allows. The tokens
+	// renewed in the storm live natter's full lifetime, as they would.
+	life := int64(o.TokenTTL / time.Second)
+	if life < 1 || o.TokenTTL%time.Second != 0 {
+		return s, fmt.Errorf("the first tokens' life must be whole seconds, not %s", o.TokenTTL)
+	}
 	clients := make([]*idle, n)
 	t0 := time.Now()
 	if err := parallel(ctx, n, httpConns, func(i int) error {
@@ -170,7 +175,7 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 			return err
 		}
 		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		tok, err := tokenRetrying(tctx, api, u, "idle", roomIDs[i/o.RoomSize])
+		tok, err := requestRetrying(tctx, api, natter.TokenRequest{PublicKey: u.ID, Name: "idle", Rooms: roomIDs[i/o.RoomSize : i/o.RoomSize+1], ExpiresIn: life})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("token: %w", err)
@@ -202,6 +207,7 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 	// The connect phase.
 	var (
 		asyncErrs atomic.Int64
+		tries     atomic.Int64    // reconnect attempts
 		renewals  [2]atomic.Int64 // renewed, failed
 		renewErr  atomic.Value    // the first failure's message
 		mu        sync.Mutex
@@ -235,10 +241,13 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 			}),
 			// A refused reconnect is tried again, not the end.
 			nats.IgnoreAuthErrorAbort(),
-			// As the web app: a reconnect 1 to 2 s after a disconnect, a
-			// connect given 10 s.
-			nats.ReconnectWait(time.Second),
-			nats.ReconnectJitter(time.Second, time.Second),
+			// As the web app: the first reconnect 1 to 2 s after a
+			// disconnect, then exponential backoff with full jitter; a
+			// connect given 10 s. Every attempt is counted.
+			nats.CustomReconnectDelay(func(n int) time.Duration {
+				tries.Add(1)
+				return client.Backoff(n, time.Second, time.Second)
+			}),
 			nats.Timeout(10 * time.Second),
 		}
 		if len(dialers) > 0 {
@@ -313,10 +322,10 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 	wait := time.Until(first)
 	switch {
 	case wait > o.StormWait:
-		s.note("no reconnect storm: the tokens expire in %s, later than the %s it may wait; give natter a shorter token lifetime (NATTER_TOKEN_TTL=60s)", wait.Round(time.Second), o.StormWait)
+		s.note("no reconnect storm: the tokens expire in %s, later than the %s it may wait; ask for a shorter life (-conn-token-ttl)", wait.Round(time.Second), o.StormWait)
 		return s, nil
 	case wait < stormLead:
-		return s, fmt.Errorf("the tokens expire %s after the connect phase, too soon to start the senders (%s): give the tokens a longer lifetime", wait.Round(time.Millisecond), stormLead)
+		return s, fmt.Errorf("the tokens expire %s after the connect phase, too soon to start the senders (%s): ask for a longer life (-conn-token-ttl)", wait.Round(time.Millisecond), stormLead)
 	}
 	st := &storm{clients: clients, rooms: roomIDs, base: base}
 	if n := st.countDown(); n > 0 {
@@ -326,7 +335,8 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 		c.down.Store(0)
 		c.up.Store(0)
 	}
-	err = st.run(ctx, s, srv, api, first, last, o.StormRate, &renewals)
+	tries.Store(0)
+	err = st.run(ctx, s, srv, api, first, last, o.StormRate, &renewals, &tries)
 	if e, ok := renewErr.Load().(string); ok {
 		s.note("%d token renewals failed, the first: %s", renewals[1].Load(), e)
 	}
@@ -381,7 +391,7 @@ func (st *storm) back() (reconnected, caughtUp int) {
 	return reconnected, caughtUp
 }
 
-func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.API, first, last time.Time, rate float64, renewals *[2]atomic.Int64) error {
+func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.API, first, last time.Time, rate float64, renewals *[2]atomic.Int64, tries *atomic.Int64) error {
 	n := len(st.clients)
 	st.acked = make([][]uint64, len(st.rooms))
 	st.maxAck = make([]uint64, len(st.rooms))
@@ -515,6 +525,7 @@ func (st *storm) run(ctx context.Context, s *Scenario, srv Server, api *client.A
 	s.fig("storm: disconnected", float64(disconnected), "")
 	s.fig("storm: reconnected", float64(reconnected), "")
 	s.fig("storm: not back", float64(n-reconnected), "")
+	s.fig("storm: reconnect attempts", float64(tries.Load()), "")
 	s.fig("storm: tokens renewed", float64(renewals[0].Load()), "")
 	s.fig("storm: renewals failed", float64(renewals[1].Load()), "")
 	if r := renewals[0].Load(); r > int64(n) {

@@ -104,8 +104,13 @@ func sleep(ctx context.Context, d time.Duration) {
 // tokenRetrying asks for a token, waiting out rate limits (a natter started
 // by someone else keeps its limits) until ctx ends.
 func tokenRetrying(ctx context.Context, api *client.API, u *client.Identity, name string, rooms ...string) (*client.Token, error) {
+	return requestRetrying(ctx, api, natter.TokenRequest{PublicKey: u.ID, Name: name, Rooms: rooms})
+}
+
+// requestRetrying is tokenRetrying for any token request.
+func requestRetrying(ctx context.Context, api *client.API, req natter.TokenRequest) (*client.Token, error) {
 	for {
-		tok, err := api.Token(ctx, u, name, rooms...)
+		tok, err := api.RequestToken(ctx, req)
 		if !isRateLimited(err) || ctx.Err() != nil {
 			return tok, err
 		}

@@ -72,12 +72,13 @@ type API struct {
 
 // Token asks for a token for rooms.
 func (a *API) Token(ctx context.Context, u *Identity, name string, rooms ...string) (*Token, error) {
-	if rooms == nil {
-		rooms = []string{}
-	}
-	req := map[string]any{"public_key": u.ID, "rooms": rooms}
-	if name != "" {
-		req["name"] = name
+	return a.RequestToken(ctx, natter.TokenRequest{PublicKey: u.ID, Name: name, Rooms: rooms})
+}
+
+// RequestToken asks for the token req describes.
+func (a *API) RequestToken(ctx context.Context, req natter.TokenRequest) (*Token, error) {
+	if req.Rooms == nil {
+		req.Rooms = []string{}
 	}
 	var tok Token
 	if err := a.do(ctx, http.MethodPost, "/api/v1/token", "", req, &tok); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -433,5 +434,35 @@ func TestRateLimitedSenderKeepsChatting(t *testing.T) {
 	})
 	if st := c.Stats(); !c.IsConnected() || st.Reconnects != 0 {
 		t.Fatalf("connection %v with %d reconnects", c.Status(), st.Reconnects)
+	}
+}
+
+// TestNoEarlyServerPing: the server's first PING to a client comes after
+// the usual interval, not 2 s after its CONNECT. When a flood of handshakes
+// makes the server slower than 2 s to answer a client's PING, an early
+// server PING arrives first and nats.go fails the handshake ("expected
+// 'PONG', got 'PING'"), dropping a connection the server already paid for.
+// The server starts that timer when it reads the CONNECT; 3 s after the
+// answer, a short first ping (2 s, plus up to 20%) would have come.
+func TestNoEarlyServerPing(t *testing.T) {
+	t.Parallel()
+	s := gatewaytest.RunServer(t, gateway.ChatConfig{})
+	room := s.MustRoom(t, "").ID
+	u := gatewaytest.NewUser(t)
+	tok, err := s.API.Token(ctx(t), u.Identity, "", room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := gatewaytest.DialRaw(tok.Servers[0], tok.JWT, u.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	got, err := raw.ReadUntil("PING", 3*time.Second)
+	if err == nil {
+		t.Fatalf("the server sent %q within 3 s of the handshake", got)
+	}
+	if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+		t.Fatalf("the connection ended: %q %v", got, err)
 	}
 }

@@ -52,7 +52,6 @@ type Config struct {
 	// /connz, /jsz…); empty: off. It tells anyone who reaches it about
 	// every connection: keep it on loopback or a private network.
 	MonitorAddr string
-
 	// External cluster.
 	URL            string
 	CredsFile      string
@@ -237,9 +236,18 @@ func embeddedOptions(cfg Config, keys *Keys, claims *Claims) (*server.Options, e
 		JetStreamKey:           cfg.StoreKey,
 		JetStreamCipher:        server.AES,
 		MaxPending:             cfg.MaxPending,
-		TrustedOperators:       []*jwt.OperatorClaims{op},
-		SystemAccount:          publicKey(keys.System),
-		AccountResolver:        resolver,
+		// The server's first PING to a client comes 2 s after its CONNECT
+		// unless this is set. When a flood of handshakes makes the server
+		// slower than that to answer the client's own PING, that PING
+		// arrives first, nats.go (v1.55) fails the handshake ("expected
+		// PONG, got PING") and the client drops a connection it had
+		// already paid for, and retries: in a reconnect storm most of the
+		// work was wasted this way. The first PING now comes after the
+		// usual interval (2 min).
+		DisableShortFirstPing: true,
+		TrustedOperators:      []*jwt.OperatorClaims{op},
+		SystemAccount:         publicKey(keys.System),
+		AccountResolver:       resolver,
 		Websocket: server.WebsocketOpts{
 			Host:           wsHost,
 			Port:           wsPort,

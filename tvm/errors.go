@@ -18,6 +18,7 @@ var statusOf = map[string]int{
 	natter.EInvalidName:     http.StatusBadRequest,
 	natter.EInvalidRoom:     http.StatusBadRequest,
 	natter.ETooManyRooms:    http.StatusBadRequest,
+	natter.EInvalidExpiry:   http.StatusBadRequest,
 	natter.EUnauthorized:    http.StatusUnauthorized,
 	natter.EUnknownRoom:     http.StatusNotFound,
 	natter.ENotFound:        http.StatusNotFound,

@@ -24,6 +24,8 @@ type tokenRequest struct {
 	PublicKey string   `json:"public_key"`
 	Name      string   `json:"name"`
 	Rooms     []string `json:"rooms"`
+	// A pointer, so that 0 is refused rather than taken for absent.
+	ExpiresIn *int64 `json:"expires_in"`
 }
 
 func (s *Server) token(c echo.Context) error {
@@ -48,10 +50,14 @@ func (s *Server) token(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	life, err := s.lifetime(req.ExpiresIn)
+	if err != nil {
+		return err
+	}
 	if err := s.checkRoomsExist(c.Request().Context(), rooms); err != nil {
 		return err
 	}
-	tok, exp, err := s.issue(user, name, rooms)
+	tok, exp, err := s.issue(user, name, rooms, life)
 	if err != nil {
 		return err
 	}
@@ -64,10 +70,24 @@ func (s *Server) token(c echo.Context) error {
 	})
 }
 
-// issue signs a user JWT for user with the scoped key. The JWT carries only
-// the rooms as tags; the server expands the account's template with them.
-func (s *Server) issue(user, name string, rooms []string) (string, time.Time, error) {
-	exp := time.Now().Add(s.cfg.TokenTTL).Truncate(time.Second).UTC()
+// lifetime is the life of a token asked to expire in expiresIn seconds:
+// the server's token lifetime when not asked, never longer.
+func (s *Server) lifetime(expiresIn *int64) (time.Duration, error) {
+	if expiresIn == nil {
+		return s.cfg.TokenTTL, nil
+	}
+	most := int64(s.cfg.TokenTTL / time.Second)
+	if *expiresIn < 1 || *expiresIn > most {
+		return 0, natter.Errorf(natter.EInvalidExpiry, "expires_in must be whole seconds from 1 to %d (the token lifetime), got %d", most, *expiresIn)
+	}
+	return time.Duration(*expiresIn) * time.Second, nil
+}
+
+// issue signs a user JWT for user with the scoped key, valid for life. The
+// JWT carries only the rooms as tags; the server expands the account's
+// template with them.
+func (s *Server) issue(user, name string, rooms []string, life time.Duration) (string, time.Time, error) {
+	exp := time.Now().Add(life).Truncate(time.Second).UTC()
 	uc := jwt.NewUserClaims(user)
 	uc.Name = name
 	uc.IssuerAccount = s.cfg.Account

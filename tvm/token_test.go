@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -138,6 +139,37 @@ func TestTokenIssuesScopedUserJWT(t *testing.T) {
 	}
 }
 
+// TestTokenShorterLife asks for tokens that expire sooner than the
+// server's lifetime: the JWT's exp says so, to the second.
+func TestTokenShorterLife(t *testing.T) {
+	f := newTVM(t, nil)
+	_, pub := userKey(t)
+	for _, secs := range []int64{1, 60, 3600} {
+		before := time.Now().Truncate(time.Second)
+		code, _, body := post(t, f.url+"/api/v1/token", "application/json",
+			fmt.Sprintf(`{"public_key":%q,"expires_in":%d}`, pub, secs))
+		after := time.Now()
+		if code != http.StatusOK {
+			t.Fatalf("expires_in %d: status %d: %s", secs, code, body)
+		}
+		var resp natter.TokenResponse
+		if err := json.Unmarshal(body, &resp); err != nil {
+			t.Fatal(err)
+		}
+		uc, err := jwt.DecodeUserClaims(resp.JWT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp := time.Unix(uc.Expires, 0)
+		if lo, hi := before.Add(time.Duration(secs)*time.Second), after.Add(time.Duration(secs)*time.Second); exp.Before(lo) || exp.After(hi) {
+			t.Errorf("expires_in %d: exp %s, want within [%s, %s]", secs, exp, lo, hi)
+		}
+		if !resp.ExpiresAt.Equal(exp) {
+			t.Errorf("expires_in %d: expires_at %s, exp %s", secs, resp.ExpiresAt, exp)
+		}
+	}
+}
+
 func equal(a, b any) bool {
 	as, aok := a.([]string)
 	bs, bok := b.([]string)
@@ -208,6 +240,11 @@ func TestTokenErrors(t *testing.T) {
 		{"name too long", "application/json", `{` + key + `,"name":"` + strings.Repeat("é", 33) + `"}`, 400, natter.EInvalidName, "longer than 32"},
 		{"name with control", "application/json", `{` + key + `,"name":"a\u0007b"}`, 400, natter.EInvalidName, "control"},
 		{"name with newline", "application/json", `{` + key + `,"name":"a\nb"}`, 400, natter.EInvalidName, "control"},
+		{"expires_in zero", "application/json", `{` + key + `,"expires_in":0}`, 400, natter.EInvalidExpiry, "from 1 to 3600"},
+		{"expires_in negative", "application/json", `{` + key + `,"expires_in":-5}`, 400, natter.EInvalidExpiry, "got -5"},
+		{"expires_in past the lifetime", "application/json", `{` + key + `,"expires_in":3601}`, 400, natter.EInvalidExpiry, "from 1 to 3600"},
+		{"expires_in fractional", "application/json", `{` + key + `,"expires_in":1.5}`, 400, natter.EMalformed, "expires_in"},
+		{"expires_in a string", "application/json", `{` + key + `,"expires_in":"60"}`, 400, natter.EMalformed, "expires_in"},
 		{"body over 16 KiB", "application/json", `{` + key + `,"name":"` + strings.Repeat("a", 17<<10) + `"}`, 413, natter.ETooLarge, "16384"},
 	}
 	for _, tc := range cases {

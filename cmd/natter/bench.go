@@ -46,7 +46,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Connections.Clients, "conn-clients", 10_000, "connections: idle clients, each its own key, token and connection")
 	fs.IntVar(&o.Connections.RoomSize, "conn-room-size", 20, "connections: clients per room")
 	fs.IntVar(&o.Connections.Concurrency, "conn-concurrency", 32, "connections: connects in flight at once")
-	fs.DurationVar(&o.Connections.TokenTTL, "conn-token-ttl", time.Minute, "connections: token lifetime of the natter started for it; the storm begins when the tokens expire")
+	fs.DurationVar(&o.Connections.TokenTTL, "conn-token-ttl", time.Minute, "connections: life the clients ask for their first tokens (expires_in, whole seconds); the storm begins when they expire, and the renewed tokens live natter's full lifetime")
 	fs.Float64Var(&o.Connections.StormRate, "storm-rate", 200, "connections: messages per second the senders send around the reconnect storm, in all")
 	fs.DurationVar(&o.Connections.StormWait, "storm-wait", 3*time.Minute, "connections: longest wait for the tokens to expire after connecting; beyond it, no storm")
 	dataDir := fs.String("data-dir", "", "directory for the data of the natters the benchmark starts, a subdirectory per scenario (default: a temporary one, removed after)")
@@ -73,9 +73,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 		srv := &bench.Remote{BaseURL: *target, MetricsURL: *metricsURL}
-		o.Start = func(context.Context, string, time.Duration) (bench.Server, error) { return srv, nil }
+		o.Start = func(context.Context, string) (bench.Server, error) { return srv, nil }
 		report.Target = *target
-		report.Notes = append(report.Notes, "running natter at "+*target+": its rate limits apply (per address, per key, per sender), refusals count as such, and so does its token lifetime")
+		report.Notes = append(report.Notes, "running natter at "+*target+": its rate limits apply (per address, per key, per sender), refusals count as such, and its token lifetime bounds what a scenario may ask")
 	case *metricsURL != "":
 		return errors.New("-metrics-url goes with -url: the natter the benchmark starts is measured from /proc")
 	default:
@@ -92,14 +92,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			defer os.RemoveAll(tmp)
 			root = tmp
 		}
-		o.Start = func(ctx context.Context, scenario string, tokenTTL time.Duration) (bench.Server, error) {
+		o.Start = func(ctx context.Context, scenario string) (bench.Server, error) {
 			dir := filepath.Join(root, scenario)
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return nil, err
 			}
 			return bench.StartProcess(ctx, bench.ProcessConfig{
 				Path: exe,
-				Args: append([]string{"serve"}, benchArgs(filepath.Join(dir, "data"), tokenTTL)...),
+				Args: append([]string{"serve"}, benchArgs(filepath.Join(dir, "data"))...),
 				Env:  benchEnv(os.Environ()),
 				Dir:  dir,
 				Log:  stderr,
@@ -107,8 +107,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		report.Target = exe + " serve, a child process per scenario"
 		report.Notes = append(report.Notes, fmt.Sprintf(
-			"natter started by the benchmark as a child process per scenario, on loopback random ports: token limits per address and per key off, send rate raised to %d/s per sender, rooms per hour raised; tokens of the connections scenario live %s; the server's CPU time and RSS are read from /proc/<pid>, the clients' are not in them",
-			benchSendRate, o.Connections.TokenTTL))
+			"natter started by the benchmark as a child process per scenario, on loopback random ports: token limits per address and per key off, send rate raised to %d/s per sender, rooms per hour raised; the server's CPU time and RSS are read from /proc/<pid>, the clients' are not in them",
+			benchSendRate))
 	}
 	runErr := bench.Run(ctx, o, report)
 	if *asJSON {
@@ -131,19 +131,15 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // benchArgs are the flags of a natter on random loopback ports with its
 // data in dir, with the limits that would measure themselves instead of
-// natter lifted, and tokens living tokenTTL (an hour when 0). It logs at
-// level info: its "http listening" line tells its URL.
-func benchArgs(dir string, tokenTTL time.Duration) []string {
-	if tokenTTL <= 0 {
-		tokenTTL = time.Hour
-	}
+// natter lifted. It logs at level info: its "http listening" line tells
+// its URL.
+func benchArgs(dir string) []string {
 	rate := strconv.Itoa(benchSendRate)
 	return []string{
 		"-http-addr", "127.0.0.1:0",
 		"-ws-addr", "127.0.0.1:0",
 		"-nats-addr", "127.0.0.1:0",
 		"-data-dir", dir,
-		"-token-ttl", tokenTTL.String(),
 		"-replicas", "1",
 		"-log-level", "info",
 		"-token-rate", "0",

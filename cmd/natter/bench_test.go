@@ -162,15 +162,15 @@ func TestBenchTiny(t *testing.T) {
 
 // TestBenchArgsAreAConfig parses the flags of the natter the benchmark
 // starts as serve does, ignoring the environment: they must give the
-// lifted limits, loopback random ports and the token lifetime asked for.
+// lifted limits, loopback random ports and the default token lifetime.
 func TestBenchArgsAreAConfig(t *testing.T) {
 	fs := flag.NewFlagSet("natter", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	cfg, err := LoadConfig(fs, benchArgs("/tmp/d", 5*time.Second), func(string) string { return "" }, "")
+	cfg, err := LoadConfig(fs, benchArgs("/tmp/d"), func(string) string { return "" }, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{HTTPAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", DataDir: "/tmp/d", TokenTTL: 5 * time.Second,
+	want := Config{HTTPAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", DataDir: "/tmp/d", TokenTTL: time.Hour,
 		LogLevel: "info", TokenRate: 0, TokenKeyRate: 0, MaxConnections: 100000, RoomsPerHour: 1_000_000, SendRate: benchSendRate, SendBurst: benchSendRate}
 	got := Config{HTTPAddr: cfg.HTTPAddr, WSAddr: cfg.WSAddr, NATSAddr: cfg.NATSAddr, DataDir: cfg.DataDir, TokenTTL: cfg.TokenTTL,
 		LogLevel: cfg.LogLevel, TokenRate: cfg.TokenRate, TokenKeyRate: cfg.TokenKeyRate, MaxConnections: cfg.MaxConnections, RoomsPerHour: cfg.RoomsPerHour, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst}
