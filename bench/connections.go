@@ -72,6 +72,9 @@ const (
 	maxGaps = 16
 	// stormLead is how long before the first expiry the senders start.
 	stormLead = 2 * time.Second
+	// idleLead is how long before the first expiry the idle RSS is read,
+	// leaving time to start the senders.
+	idleLead = 7 * time.Second
 	// stopGrace is how long a sender still tries to have a message
 	// acknowledged once told to stop.
 	stopGrace = 30 * time.Second
@@ -326,6 +329,17 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 		return s, nil
 	case wait < stormLead:
 		return s, fmt.Errorf("the tokens expire %s after the connect phase, too soon to start the senders (%s): ask for a longer life (-conn-token-ttl)", wait.Round(time.Millisecond), stormLead)
+	}
+	// What idle connections hold once the connects are over: natter
+	// returns the garbage of a burst to the OS (package memory) when it
+	// next looks, at most 30 s later.
+	if idleAt := first.Add(-idleLead); beforeErr == nil && time.Until(idleAt) > 0 {
+		sleepUntil(ctx, idleAt)
+		if idle, err := srv.Usage(ctx); err == nil {
+			s.fig("server RSS idle", float64(idle.RSS)/(1<<20), "MiB")
+			s.fig("server RSS per idle connection", ratio(float64(idle.RSS-before.RSS)/1024, float64(connected)), "KiB")
+			s.fig("idle for", time.Since(start.Add(connectTime)).Seconds(), "s")
+		}
 	}
 	st := &storm{clients: clients, rooms: roomIDs, base: base}
 	if n := st.countDown(); n > 0 {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/natterchat/natter/frontend"
 	"github.com/natterchat/natter/gateway"
+	"github.com/natterchat/natter/memory"
 	"github.com/natterchat/natter/metrics"
 	"github.com/natterchat/natter/tvm"
 )
@@ -108,7 +109,12 @@ type Main struct {
 	Metrics *metrics.Server // nil without NATTER_METRICS_ADDR
 	served  chan error
 	metered chan error
+	release context.CancelFunc // stops returning memory to the OS
 }
+
+// releaseEvery is how often natter looks for free memory to return to the
+// OS after a burst (package memory).
+const releaseEvery = 30 * time.Second
 
 // Run starts everything and returns once all listeners are bound and
 // JetStream is ready. Call Close to stop.
@@ -189,6 +195,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.TVM.ListenOn(ln)
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.TVM.Serve() }()
+	rctx, release := context.WithCancel(context.Background())
+	m.release = release
+	go memory.Release(rctx, releaseEvery, m.Logger)
 
 	ws, web := "ws", "http"
 	if tlsConfig != nil {
@@ -245,6 +254,9 @@ func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	var errs []error
+	if m.release != nil {
+		m.release()
+	}
 	if m.TVM != nil {
 		errs = append(errs, m.TVM.Shutdown(ctx))
 		if m.served != nil {
