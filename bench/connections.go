@@ -331,8 +331,8 @@ func runConnections(ctx context.Context, srv Server, o ConnectionsOptions) (*Sce
 		return s, fmt.Errorf("the tokens expire %s after the connect phase, too soon to start the senders (%s): ask for a longer life (-conn-token-ttl)", wait.Round(time.Millisecond), stormLead)
 	}
 	// What idle connections hold once the connects are over: natter
-	// returns the garbage of a burst to the OS (package memory) when it
-	// next looks, at most 30 s later.
+	// returns the garbage of a burst to the OS (package memory) once it
+	// has been calm for 15 s, within 30 s of the last connect.
 	if idleAt := first.Add(-idleLead); beforeErr == nil && time.Until(idleAt) > 0 {
 		sleepUntil(ctx, idleAt)
 		if idle, err := srv.Usage(ctx); err == nil {

@@ -3,12 +3,12 @@
 //
 // A chat server spends most of its life holding idle connections, and its
 // memory comes in bursts: thousands of handshakes at once after a restart or
-// a token expiry, each allocating far more than the connection keeps. Go's
-// scavenger returns free memory only above the heap goal, which such a burst
-// doubles; without another collection the freed pages stay in the process,
-// and so do the goroutine stacks that grew during the handshakes (the
-// collector shrinks them). With 10 000 idle clients that was a third of
-// natter's RSS.
+// a token expiry, each allocating far more than the connection keeps. Once
+// the burst is over an idle process allocates too little to start another
+// collection, so the burst's garbage is never found and its pages stay in
+// the process; Go's scavenger returns free memory only above a heap goal
+// that the burst raised. The goroutine stacks that grew during the
+// handshakes stay large too, since only a collection shrinks them.
 package memory
 
 import (
@@ -19,54 +19,68 @@ import (
 	"time"
 )
 
-// minFree is the least free heap worth a forced collection: below it the
-// collection costs more than the memory is worth.
-const minFree = 64 << 20
+// minGrowth is the least heap growth worth a forced collection: below it
+// the collection costs more than the memory is worth.
+const minGrowth = 64 << 20
 
 const (
+	cyclesMetric  = "/gc/cycles/total:gc-cycles"
 	freeMetric    = "/memory/classes/heap/free:bytes"    // free, not yet returned
 	objectsMetric = "/memory/classes/heap/objects:bytes" // live and not yet swept
 )
 
-// Release checks every interval until ctx ends, and returns free heap
-// memory to the OS when there is a lot of it: at least 64 MiB and half the
-// heap in use. Each release is one forced collection.
+// Release checks every interval until ctx ends, and once the heap has
+// grown by 64 MiB or more and then stayed calm (no collection) for an
+// interval, forces a collection and returns the free memory to the OS.
+// A busy process collects by itself and is left alone.
 func Release(ctx context.Context, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var r Releaser
+	r.Check()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if freed, ok := ReleaseOnce(); ok {
-				log.Debug("memory returned to the OS", "free_before", freed)
+			if before, after, ok := r.Check(); ok {
+				log.Debug("memory returned to the OS", "heap_before", before, "heap_after", after)
 			}
 		}
 	}
 }
 
-// ReleaseOnce returns free heap memory to the OS when worth it, and tells
-// how much was free and whether it did.
-func ReleaseOnce() (free uint64, released bool) {
-	free, inUse := read()
-	if !worth(free, inUse) {
-		return free, false
+// Releaser remembers what the heap was at its last check.
+type Releaser struct {
+	cycles uint64 // collections so far
+	kept   uint64 // the smallest heap seen since the last release
+	seen   bool
+}
+
+// Check returns free memory to the OS when no collection ran since the
+// last check and the heap (objects and free spans) has grown by at least
+// 64 MiB over the smallest seen since the last release. It tells the heap
+// before and after, and whether it did.
+func (r *Releaser) Check() (before, after uint64, released bool) {
+	cycles, heap := read()
+	calm := r.seen && cycles == r.cycles
+	if !r.seen || heap < r.kept {
+		r.kept = heap
+	}
+	r.seen, r.cycles = true, cycles
+	if !calm || heap < r.kept+minGrowth {
+		return heap, heap, false
 	}
 	debug.FreeOSMemory()
-	return free, true
+	r.cycles, after = read()
+	r.kept = after
+	return heap, after, true
 }
 
-// worth tells whether free bytes of heap are worth a forced collection with
-// inUse bytes of objects.
-func worth(free, inUse uint64) bool {
-	return free >= minFree && free >= inUse/2
-}
-
-func read() (free, inUse uint64) {
-	s := []metrics.Sample{{Name: freeMetric}, {Name: objectsMetric}}
+func read() (cycles, heap uint64) {
+	s := []metrics.Sample{{Name: cyclesMetric}, {Name: freeMetric}, {Name: objectsMetric}}
 	metrics.Read(s)
-	return value(s[0]), value(s[1])
+	return value(s[0]), value(s[1]) + value(s[2])
 }
 
 func value(s metrics.Sample) uint64 {

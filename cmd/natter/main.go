@@ -114,7 +114,7 @@ type Main struct {
 
 // releaseEvery is how often natter looks for free memory to return to the
 // OS after a burst (package memory).
-const releaseEvery = 30 * time.Second
+const releaseEvery = 15 * time.Second
 
 // Run starts everything and returns once all listeners are bound and
 // JetStream is ready. Call Close to stop.
