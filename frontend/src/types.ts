@@ -3,6 +3,8 @@
 export interface Member {
   id: string;
   name: string;
+  /** A registered account's display name (docs/accounts.md); not about signatures. */
+  verified?: boolean;
 }
 
 /** The answer of POST /api/v1/token. */
@@ -12,6 +14,36 @@ export interface TokenResponse {
   user: Member;
   servers: string[];
   inbox_prefix: string;
+}
+
+/** The profile of the signed-in account (GET /api/v1/users/me). */
+export interface Profile {
+  id: string;
+  username: string;
+  display_name: string;
+  created_at: string;
+  totp: { enabled: boolean; passwordless: boolean };
+}
+
+/** What anyone may read of an account (GET /api/v1/users/{id}). */
+export interface PublicProfile {
+  id: string;
+  display_name: string;
+  created_at: string;
+}
+
+/** The answer of POST /api/v1/sessions and of its refresh. */
+export interface SessionGrant {
+  session: string;
+  expires_at: string;
+  user?: Profile;
+}
+
+/** The answer of POST /api/v1/users/me/totp: the secret, and the PNG of its QR code in base64. */
+export interface Enrolment {
+  secret: string;
+  otpauth_uri: string;
+  qr_png: string;
 }
 
 /** A room as the room API lists it. */
