@@ -23,6 +23,14 @@ const (
 	EUnauthorized    = "unauthorized"     // missing or bad credentials
 	EUnavailable     = "unavailable"      // a dependency (NATS, JetStream) is down
 	EInternal        = "internal"         // a bug or an outage; details only in logs
+
+	EInvalidUsername    = "invalid_username"    // not 3–32 of a-z, 0-9 and _
+	EWeakPassword       = "weak_password"       // too short or too common
+	EUsernameTaken      = "username_taken"      // another account has the username
+	ENameTaken          = "name_taken"          // a registered account has the display name
+	EInvalidCredentials = "invalid_credentials" // wrong username, password or code: never says which
+	ETOTPRequired       = "totp_required"       // the password was right; the account needs a code too
+	EInvalidCode        = "invalid_code"        // a two-factor code that does not verify
 )
 
 // Error is an error with a stable code and a message safe to show a client.

@@ -46,6 +46,8 @@ const (
 	BucketRooms    = "rooms"    // key <room>
 	BucketHistory  = "history"  // key <room>.<seq>
 	BucketPresence = "presence" // key <room>.<user>
+	BucketUsers    = "users"    // keys id.<user id>, name.<username>, display.<sha256 of the folded display name>
+	BucketKeys     = "keys"     // key <nkey public key> of a token vended to a registered user
 )
 
 const (

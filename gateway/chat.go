@@ -18,9 +18,14 @@ import (
 
 // ChatConfig are the rules of rooms, messages and presence.
 type ChatConfig struct {
-	RoomIdleTTL     time.Duration // a room with no message and no member for this long is deleted
-	RoomMaxTTL      time.Duration // and any room this long after creation
-	RoomsPerHour    int           // rooms one user may create per hour
+	RoomIdleTTL  time.Duration // a room with no message and no member for this long is deleted
+	RoomMaxTTL   time.Duration // and any room this long after creation
+	RoomsPerHour int           // rooms one user may create per hour
+	// RoomsPerHourRegistered is RoomsPerHour for a registered account.
+	RoomsPerHourRegistered int
+	// TokenTTL is the lifetime of vended tokens: how long the keys bucket
+	// remembers the account a token's key was vended to.
+	TokenTTL        time.Duration
 	HistoryMax      int           // messages kept per room
 	MessageMaxChars int           // code points per message
 	PresenceTTL     time.Duration // a member silent for this long is gone
@@ -31,15 +36,17 @@ type ChatConfig struct {
 
 // DefaultChatConfig is what natter runs with unless told otherwise.
 var DefaultChatConfig = ChatConfig{
-	RoomIdleTTL:     5 * time.Minute,
-	RoomMaxTTL:      12 * time.Hour,
-	RoomsPerHour:    5,
-	HistoryMax:      500,
-	MessageMaxChars: 1000,
-	PresenceTTL:     60 * time.Second,
-	SendRate:        10,
-	SendBurst:       20,
-	DedupeWindow:    10 * time.Minute,
+	RoomIdleTTL:            5 * time.Minute,
+	RoomMaxTTL:             12 * time.Hour,
+	RoomsPerHour:           5,
+	RoomsPerHourRegistered: 20,
+	TokenTTL:               time.Hour,
+	HistoryMax:             500,
+	MessageMaxChars:        1000,
+	PresenceTTL:            60 * time.Second,
+	SendRate:               10,
+	SendBurst:              20,
+	DedupeWindow:           10 * time.Minute,
 }
 
 func (c *ChatConfig) defaults() {
@@ -58,6 +65,8 @@ func (c *ChatConfig) defaults() {
 	set(&c.RoomMaxTTL, d.RoomMaxTTL)
 	set(&c.PresenceTTL, d.PresenceTTL)
 	set(&c.DedupeWindow, d.DedupeWindow)
+	set(&c.TokenTTL, d.TokenTTL)
+	seti(&c.RoomsPerHourRegistered, d.RoomsPerHourRegistered)
 	seti(&c.RoomsPerHour, d.RoomsPerHour)
 	seti(&c.HistoryMax, d.HistoryMax)
 	seti(&c.MessageMaxChars, d.MessageMaxChars)
@@ -73,6 +82,9 @@ const (
 	subjectMsgLog   = "natter.msglog"     //
 	streamRoomQuota = "NATTER_ROOM_QUOTA" // one entry per created room, per user, kept an hour
 	subjectQuota    = "natter.quota.rooms"
+	// The same for registered accounts, whose allowance is larger.
+	streamRegisteredQuota  = "NATTER_ROOM_QUOTA_REGISTERED"
+	subjectRegisteredQuota = "natter.quota.registered"
 )
 
 // chat is the state behind rooms, messages and presence. Everything that
@@ -85,6 +97,7 @@ type chat struct {
 	js  jetstream.JetStream
 
 	rooms, history, presence   jetstream.KeyValue
+	accounts                   *Users
 	roomsStream, historyStream jetstream.Stream
 	presenceStream, msgLog     jetstream.Stream
 	roomView, presenceView     *view
@@ -173,6 +186,29 @@ func (c *chat) provision(ctx context.Context, replicas int) error {
 			return fmt.Errorf("stream of bucket %s: %w", b.name, err)
 		}
 	}
+	users, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      natter.BucketUsers,
+		Description: "registered accounts: id.<id>, name.<username>, display.<sha256 of the folded display name>",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("provision bucket %s: %w", natter.BucketUsers, err)
+	}
+	keys, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      natter.BucketKeys,
+		Description: "the account behind the key of a token vended with a session, key <nkey>",
+		History:     1,
+		TTL:         c.cfg.TokenTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("provision bucket %s: %w", natter.BucketKeys, err)
+	}
+	c.accounts = &Users{users: users, keys: keys, log: c.log}
+
 	// Resending a message id within the window returns the first ack:
 	// JetStream deduplicates on Nats-Msg-Id.
 	hcfg := c.historyStream.CachedInfo().Config
@@ -185,7 +221,6 @@ func (c *chat) provision(ctx context.Context, replicas int) error {
 		c.historyStream = s
 	}
 
-	var err error
 	c.msgLog, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        streamMsgLog,
 		Description: "one entry per accepted message, for messages_last_hour",
@@ -212,6 +247,20 @@ func (c *chat) provision(ctx context.Context, replicas int) error {
 	})
 	if err != nil {
 		return fmt.Errorf("provision stream %s: %w", streamRoomQuota, err)
+	}
+	_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:                 streamRegisteredQuota,
+		Description:          "rooms created per registered account in the last hour",
+		Subjects:             []string{subjectRegisteredQuota + ".*"},
+		MaxAge:               time.Hour,
+		MaxMsgsPerSubject:    int64(c.cfg.RoomsPerHourRegistered),
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		Storage:              jetstream.FileStorage,
+		Replicas:             replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("provision stream %s: %w", streamRegisteredQuota, err)
 	}
 	return nil
 }

@@ -26,17 +26,23 @@ type roomRecord struct {
 
 func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
 
-// CreateRoom stores a new room named name with id, created by creator. The
+// CreateRoom stores a new room named name with id, created by creator: a
+// user's key, or the id of a registered account (natter.IsUserID), whose
+// allowance of rooms an hour is RoomsPerHourRegistered. The
 // room key's TTL is its idle time (or what is left of its maximum life), and
 // every message and every present member renews it: the key expiring is the
 // room closing.
 func (g *Gateway) CreateRoom(ctx context.Context, id, name, creator string) (natter.Room, error) {
 	c := g.chat
-	if _, err := c.js.Publish(ctx, subjectQuota+"."+creator, nil); err != nil {
+	quota, allowed := subjectQuota, c.cfg.RoomsPerHour
+	if natter.IsUserID(creator) {
+		quota, allowed = subjectRegisteredQuota, c.cfg.RoomsPerHourRegistered
+	}
+	if _, err := c.js.Publish(ctx, quota+"."+creator, nil); err != nil {
 		// The quota stream refuses the publish once the user's subject
-		// holds RoomsPerHour entries younger than an hour.
+		// holds its allowance of entries younger than an hour.
 		if strings.Contains(err.Error(), "maximum messages per subject exceeded") {
-			return natter.Room{}, natter.Errorf(natter.ERoomLimit, "you may create at most %d rooms an hour", c.cfg.RoomsPerHour)
+			return natter.Room{}, natter.Errorf(natter.ERoomLimit, "you may create at most %d rooms an hour", allowed)
 		}
 		return natter.Room{}, unavailable("count rooms created", err)
 	}
