@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,15 @@ type Config struct {
 	KeyRate  rate.Limit
 	KeyBurst int
 
+	// Users keeps registered accounts. When nil the TVM serves no account
+	// routes and vends anonymous tokens only.
+	Users UserStore
+	// PasswordParams are the argon2id parameters of new password hashes;
+	// zero: DefaultPasswordParams.
+	PasswordParams PasswordParams
+	// LoginLimits bound failed logins per username and per address.
+	LoginLimits LoginLimits
+
 	// Ready reports whether NATS and JetStream are usable, for /readyz.
 	Ready func(context.Context) error
 
@@ -76,9 +86,15 @@ type Server struct {
 	signer string // public key of cfg.SigningKey: the issuer of every token vended
 	perKey *keyLimiter
 	log    *slog.Logger
-	echo   *echo.Echo
-	http   *http.Server
-	ln     net.Listener
+
+	// Accounts, when cfg.Users is set.
+	sessionKey []byte
+	hasher     *hasher
+	logins     *loginLimiter
+
+	echo *echo.Echo
+	http *http.Server
+	ln   net.Listener
 }
 
 // New builds the TVM and its routes. It panics without cfg.Rooms: a TVM
@@ -94,6 +110,22 @@ func New(cfg Config) *Server {
 		cfg.TokenTTL = time.Hour
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, perKey: newKeyLimiter(cfg.KeyRate, cfg.KeyBurst)}
+	if cfg.Users != nil {
+		if cfg.SigningKey == nil {
+			panic("tvm: Config.Users needs Config.SigningKey")
+		}
+		key, err := sessionKey(cfg.SigningKey)
+		if err != nil {
+			panic("tvm: " + err.Error())
+		}
+		if cfg.PasswordParams == (PasswordParams{}) {
+			cfg.PasswordParams = DefaultPasswordParams
+		}
+		s.sessionKey = key
+		s.hasher = newHasher(cfg.PasswordParams, runtime.GOMAXPROCS(0))
+		s.logins = newLoginLimiter(cfg.LoginLimits)
+		s.cfg = cfg
+	}
 	if cfg.SigningKey != nil {
 		if signer, err := NewSigner(cfg.SigningKey); err == nil {
 			s.cfg.SigningKey = signer
@@ -130,6 +162,9 @@ func New(cfg Config) *Server {
 	e.GET("/api/v1/rooms", s.listRooms, api...)
 	e.GET("/api/v1/rooms/:id", s.getRoom, api...)
 	e.GET("/api/v1/stats", s.stats, api...)
+	if cfg.Users != nil {
+		s.accountRoutes(e, api)
+	}
 	if cfg.App != nil {
 		serve := echo.WrapHandler(cfg.App)
 		app := func(c echo.Context) error {
