@@ -73,6 +73,9 @@ type SendRequest struct {
 type Member struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Verified marks a registered account's display name: the gateway sets
+	// it from the account behind the key, never from what a client says.
+	Verified bool `json:"verified,omitempty"`
 }
 
 // Envelope is a stored history entry, also what chat.<room>.msgs carries.

@@ -101,7 +101,7 @@ func (c *chat) memberGone(ctx context.Context, key string) {
 	if data, ok := c.presenceView.lastValue(key); ok {
 		var p presenceRecord
 		if json.Unmarshal(data, &p) == nil {
-			m.Name = p.Name
+			m.Name, m.Verified = p.Name, p.Verified
 		}
 	}
 	c.announce(ctx, rec, natter.TypeLeave, m)

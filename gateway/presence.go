@@ -19,7 +19,12 @@ import (
 type presenceRecord struct {
 	ID       string    `json:"id"`
 	Name     string    `json:"name"`
+	Verified bool      `json:"verified,omitempty"`
 	JoinedAt time.Time `json:"joined_at"`
+}
+
+func (p presenceRecord) member() natter.Member {
+	return natter.Member{ID: p.ID, Name: p.Name, Verified: p.Verified}
 }
 
 func presenceKey(room, user string) string { return room + "." + user }
@@ -41,7 +46,7 @@ func (c *chat) member(ctx context.Context, room, user string) (natter.Member, er
 	if err := json.Unmarshal(data, &p); err != nil {
 		return natter.Member{}, &natter.Error{Code: natter.EInternal, Message: "unreadable presence", Err: err}
 	}
-	return natter.Member{ID: p.ID, Name: p.Name}, nil
+	return p.member(), nil
 }
 
 // members lists who is in room, by name.
@@ -50,7 +55,7 @@ func (c *chat) members(room string) []natter.Member {
 	for _, v := range c.presenceView.snapshot(func(k string) bool { return strings.HasPrefix(k, room+".") }) {
 		var p presenceRecord
 		if json.Unmarshal(v, &p) == nil {
-			out = append(out, natter.Member{ID: p.ID, Name: p.Name})
+			out = append(out, p.member())
 		}
 	}
 	slices.SortFunc(out, func(a, b natter.Member) int { return strings.Compare(a.Name, b.Name) })
@@ -90,6 +95,10 @@ func (c *chat) join(ctx context.Context, room, user string, data []byte) any {
 	if err != nil {
 		return natter.JoinReply{Error: body(err)}
 	}
+	name, verified, err := c.memberName(ctx, user, name)
+	if err != nil {
+		return natter.JoinReply{Error: body(err)}
+	}
 	unlock := c.roomLocks.lock("presence." + room)
 	taken := map[string]bool{}
 	for _, m := range c.members(room) {
@@ -97,7 +106,7 @@ func (c *chat) join(ctx context.Context, room, user string, data []byte) any {
 			taken[m.Name] = true
 		}
 	}
-	p := presenceRecord{ID: user, Name: uniqueName(name, taken), JoinedAt: time.Now().UTC()}
+	p := presenceRecord{ID: user, Name: uniqueName(name, taken), Verified: verified, JoinedAt: time.Now().UTC()}
 	key := presenceKey(room, user)
 	val, _ := json.Marshal(p)
 	_, err = c.presence.Create(ctx, key, val, jetstream.KeyTTL(c.cfg.PresenceTTL))
@@ -120,7 +129,7 @@ func (c *chat) join(ctx context.Context, room, user string, data []byte) any {
 	c.presenceView.set(key, val)
 	unlock()
 
-	me := natter.Member{ID: user, Name: p.Name}
+	me := p.member()
 	if isNew {
 		c.announce(ctx, rec, natter.TypeJoin, me)
 	} else if prevName != "" && prevName != me.Name {
@@ -132,6 +141,25 @@ func (c *chat) join(ctx context.Context, room, user string, data []byte) any {
 		return natter.JoinReply{Error: body(err)}
 	}
 	return natter.JoinReply{OK: true, Name: p.Name, Members: fitMembers(c.members(room), me, c.maxReply), LastSeq: last}
+}
+
+// memberName is the name user joins under: the display name of the
+// registered account its token was vended to, marked verified; otherwise
+// the name it asked for, unless that is a registered display name.
+func (c *chat) memberName(ctx context.Context, user, asked string) (string, bool, error) {
+	acct, registered, err := c.accounts.AccountOfKey(ctx, user)
+	if err != nil {
+		return "", false, err
+	}
+	if registered {
+		return acct.DisplayName, true, nil
+	}
+	if _, taken, err := c.accounts.DisplayNameOwner(ctx, asked); err != nil {
+		return "", false, err
+	} else if taken {
+		return "", false, nameTaken(asked)
+	}
+	return asked, false, nil
 }
 
 // announce stores a join or leave entry in the history and tells the room.

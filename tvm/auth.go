@@ -10,10 +10,12 @@ import (
 	"github.com/natterchat/natter"
 )
 
-// bearerUser returns the user a request acts for: the subject of the natter
-// token in its Authorization: Bearer header. The token must be signed by
+// bearerUser returns who a request acts for: the subject of the natter
+// token in its Authorization: Bearer header, or the registered account the
+// token was vended to (its user:<id> tag). The token must be signed by
 // this TVM's signing key for the chat account and not have expired; the
-// signature is checked by decoding.
+// signature is checked by decoding, so the tag is as trustworthy as the
+// rest of the token.
 func (s *Server) bearerUser(c echo.Context) (string, error) {
 	tok, err := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 	if err != nil {
@@ -25,6 +27,9 @@ func (s *Server) bearerUser(c echo.Context) (string, error) {
 	}
 	if err := s.checkClaims(uc, time.Now()); err != nil {
 		return "", err
+	}
+	if id, ok := natter.UserOfTags(uc.Tags); ok {
+		return id, nil
 	}
 	return uc.Subject, nil
 }

@@ -1,6 +1,7 @@
 package tvm
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,16 @@ type tokenRequest struct {
 }
 
 func (s *Server) token(c echo.Context) error {
+	// A token for a registered account needs its session, checked first:
+	// a bad session is the answer whatever the body says.
+	var acct *natter.Account
+	if s.cfg.Users != nil && c.Request().Header.Get(echo.HeaderAuthorization) != "" {
+		a, err := s.sessionAccount(c)
+		if err != nil {
+			return err
+		}
+		acct = &a
+	}
 	var req tokenRequest
 	if err := decodeJSON(c.Request(), &req); err != nil {
 		return err
@@ -40,11 +51,9 @@ func (s *Server) token(c echo.Context) error {
 	if err := s.perKey.allow(c, user); err != nil {
 		return err
 	}
-	name := friendlyName()
-	if req.Name != "" {
-		if name, err = natter.CleanName(req.Name); err != nil {
-			return err
-		}
+	name, err := s.tokenName(c.Request().Context(), req.Name, acct)
+	if err != nil {
+		return err
 	}
 	rooms, err := checkRooms(req.Rooms)
 	if err != nil {
@@ -57,9 +66,20 @@ func (s *Server) token(c echo.Context) error {
 	if err := s.checkRoomsExist(c.Request().Context(), rooms); err != nil {
 		return err
 	}
-	tok, exp, err := s.issue(user, name, rooms, life)
+	var tags []string
+	if acct != nil {
+		tags = append(tags, natter.UserTag(acct.ID))
+	}
+	tok, exp, err := s.issue(user, name, rooms, life, tags...)
 	if err != nil {
 		return err
+	}
+	if acct != nil {
+		// Recorded before the token is handed out, so that the gateway
+		// knows the key as registered from its first join.
+		if err := s.cfg.Users.BindKey(c.Request().Context(), user, natter.KeyBinding{UserID: acct.ID, DisplayName: acct.DisplayName}); err != nil {
+			return err
+		}
 	}
 	return c.JSON(http.StatusOK, natter.TokenResponse{
 		JWT:         tok,
@@ -68,6 +88,51 @@ func (s *Server) token(c echo.Context) error {
 		Servers:     s.servers(c.Request()),
 		InboxPrefix: natter.InboxPrefix(user),
 	})
+}
+
+// friendlyTries bounds the random names tried for an anonymous token
+// before one that no registered user has.
+const friendlyTries = 8
+
+// tokenName is the name a token is vended under. A registered account's
+// is its display name, which a name in the body may only repeat. An
+// anonymous one is the name asked for, or a random one, and never a
+// registered display name.
+func (s *Server) tokenName(ctx context.Context, asked string, acct *natter.Account) (string, error) {
+	var name string
+	if asked != "" {
+		var err error
+		if name, err = natter.CleanName(asked); err != nil {
+			return "", err
+		}
+	}
+	if acct != nil {
+		if name != "" && natter.FoldName(name) != natter.FoldName(acct.DisplayName) {
+			return "", natter.Errorf(natter.EInvalidName, "name must be your display name %s, or absent", quoteShort(acct.DisplayName))
+		}
+		return acct.DisplayName, nil
+	}
+	if s.cfg.Users == nil {
+		if name == "" {
+			name = friendlyName()
+		}
+		return name, nil
+	}
+	if name != "" {
+		if _, taken, err := s.cfg.Users.DisplayNameOwner(ctx, name); err != nil {
+			return "", err
+		} else if taken {
+			return "", natter.Errorf(natter.ENameTaken, "the name %s belongs to a registered user", quoteShort(name))
+		}
+		return name, nil
+	}
+	for range friendlyTries {
+		name = friendlyName()
+		if _, taken, err := s.cfg.Users.DisplayNameOwner(ctx, name); err != nil || !taken {
+			return name, err
+		}
+	}
+	return name, nil
 }
 
 // lifetime is the life of a token asked to expire in expiresIn seconds:
@@ -86,7 +151,7 @@ func (s *Server) lifetime(expiresIn *int64) (time.Duration, error) {
 // issue signs a user JWT for user with the scoped key, valid for life. The
 // JWT carries only the rooms as tags; the server expands the account's
 // template with them.
-func (s *Server) issue(user, name string, rooms []string, life time.Duration) (string, time.Time, error) {
+func (s *Server) issue(user, name string, rooms []string, life time.Duration, tags ...string) (string, time.Time, error) {
 	exp := time.Now().Add(life).Truncate(time.Second).UTC()
 	uc := jwt.NewUserClaims(user)
 	uc.Name = name
@@ -95,6 +160,7 @@ func (s *Server) issue(user, name string, rooms []string, life time.Duration) (s
 	for _, r := range rooms {
 		uc.Tags.Add(natter.RoomTag(r))
 	}
+	uc.Tags.Add(tags...)
 	uc.SetScoped(true)
 	tok, err := uc.Encode(s.cfg.SigningKey)
 	if err != nil {
