@@ -3,6 +3,7 @@
 // network; components get its state and call its methods.
 import { errors, jwtAuthenticator, wsconnect, type Msg, type NatsConnection } from "@nats-io/nats-core";
 
+import { Account, accountProblem, SESSION_STORAGE_KEY, sessionEnded, type AccountState } from "./account";
 import * as api from "./api";
 import { backoff } from "./backoff";
 import { Follower, type HistoryPage } from "./follow";
@@ -82,6 +83,8 @@ export interface SessionState {
   rooms: Room[] | null;
   roomsProblem: string | null;
   room: RoomState | null;
+  /** The registered account signed in, if any. */
+  account: AccountState;
 }
 
 /** How many entries the view keeps; older ones stay in the room's history. */
@@ -113,11 +116,17 @@ export class Session {
   private room: RoomConnection | null = null;
   private lobbyConn: ConnState = "connecting";
   private started = false;
+  /** The registered account, when signed in; tokens are then asked for with its session. */
+  readonly account: Account;
+  /** Token changes after signing in or out, one at a time. */
+  private accountChain: Promise<void> = Promise.resolve();
 
   constructor(store: KeyValueStore | null = browserStore()) {
     this.store = store;
     this.identity = loadIdentity(store);
-    const name = loadName(store);
+    this.account = new Account(store);
+    const profile = this.account.getState().profile;
+    const name = profile?.display_name ?? loadName(store);
     this.state = {
       me: name === null ? null : { id: this.identity.id, name },
       signInProblem: null,
@@ -125,8 +134,13 @@ export class Session {
       rooms: null,
       roomsProblem: null,
       room: null,
+      account: this.account.getState(),
     };
     this.readyPromise = new Promise((resolve) => (this.resolveReady = resolve));
+    this.account.subscribe((identityChanged) => {
+      this.set({ account: this.account.getState() });
+      if (identityChanged) this.accountChanged();
+    });
   }
 
   subscribe = (listener: () => void): (() => void) => {
@@ -172,8 +186,15 @@ export class Session {
       if (e.persisted) this.room?.pageShown();
     });
     document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "visible") this.room?.pageVisible();
+      if (document.visibilityState !== "visible") return;
+      this.account.pageVisible();
+      this.room?.pageVisible();
     });
+    // Signing in or out in another tab signs this one in or out too.
+    window.addEventListener("storage", (e) => {
+      if (e.key === SESSION_STORAGE_KEY || e.key === null) this.account.adoptStored();
+    });
+    this.account.start();
     void this.signIn();
   }
 
@@ -181,15 +202,17 @@ export class Session {
     let name = loadName(this.store);
     for (let attempt = 0; ; attempt++) {
       try {
-        const tok = await api.token(this.identity.id, name, []);
+        const tok = await this.requestToken([], name);
         this.acceptBaseToken(tok);
         this.setLobbyConn("connected");
         this.set({ signInProblem: null });
         this.resolveReady();
         return;
       } catch (err) {
-        if (err instanceof api.ApiError && err.code === "invalid_name" && name !== null) {
-          name = null; // a name kept from before that is no longer allowed: get a new one
+        if (err instanceof api.ApiError && (err.code === "invalid_name" || err.code === "name_taken") && name !== null) {
+          // A name kept from before that is no longer allowed, or that
+          // someone has registered since: get a new one.
+          name = null;
           continue;
         }
         this.setLobbyConn(isNetworkError(err) ? "offline" : "connecting");
@@ -199,10 +222,59 @@ export class Session {
     }
   }
 
-  private acceptBaseToken(tok: TokenResponse): void {
+  private acceptBaseToken(tok: TokenResponse, registered = this.account.getState().profile !== null): void {
     this.baseToken = { tok, expiresAt: Date.now() + tokenLifetime(tok) };
-    saveName(this.store, tok.user.name);
+    // Only the anonymous name is kept: it is the one to go back to after
+    // logging out (a registered name would be refused to an anonymous user).
+    if (!registered) saveName(this.store, tok.user.name);
     this.set({ me: { id: this.identity.id, name: tok.user.name } });
+  }
+
+  /**
+   * requestToken asks for a token for rooms: with the session when signed
+   * in (the token then carries the account and its display name), else
+   * anonymously under name (by default the name kept from before). A
+   * session the TVM no longer takes signs the account out, and the token is
+   * asked for anonymously.
+   */
+  async requestToken(rooms: string[], name: string | null = loadName(this.store)): Promise<TokenResponse> {
+    const session = await this.account.bearer();
+    if (session === null) return api.token(this.identity.id, name, rooms);
+    try {
+      return await api.token(this.identity.id, null, rooms, session);
+    } catch (err) {
+      if (!sessionEnded(err)) throw err;
+      this.account.drop("Your session has ended. Sign in again to use your registered name.");
+      return api.token(this.identity.id, name, rooms);
+    }
+  }
+
+  /**
+   * accountChanged follows signing in or out, or a new display name: a new
+   * sign-in token, and in a room, a token for it and a join under the name.
+   */
+  private accountChanged(): void {
+    this.accountChain = this.accountChain.then(async () => {
+      await this.readyPromise;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          this.acceptBaseToken(await this.requestToken([]));
+          break;
+        } catch (err) {
+          if (err instanceof api.ApiError && (err.code === "name_taken" || err.code === "invalid_name")) {
+            // Back to anonymous under a name someone has registered meanwhile.
+            this.acceptBaseToken(await this.requestToken([], null));
+            break;
+          }
+          await sleep(retryDelay(attempt, 0));
+        }
+      }
+      // Should rejoining fail now, the next join (a heartbeat's, a
+      // reconnect's) carries the new identity.
+      await this.room?.rename().catch(() => {});
+    }).catch(() => {
+      // Nothing left to do: the next renewal asks again.
+    });
   }
 
   /** The user's display name, once signed in. */
@@ -215,7 +287,7 @@ export class Session {
   private async bearer(): Promise<string> {
     await this.readyPromise;
     if (this.baseToken === null || this.baseToken.expiresAt - Date.now() < 3_000) {
-      this.acceptBaseToken(await api.token(this.identity.id, await this.myName(), []));
+      this.acceptBaseToken(await this.requestToken([], await this.myName()));
     }
     return this.baseToken!.tok.jwt;
   }
@@ -258,9 +330,23 @@ export class Session {
     if (codePoints(trimmed) > MAX_NAME_CHARS) throw new Error(`Names have at most ${MAX_NAME_CHARS} characters.`);
     await this.readyPromise;
     if (trimmed === this.state.me?.name) return;
+    if (this.account.getState().profile !== null) {
+      // A registered name is the account's: change it there; the new
+      // token and the rejoin follow from the account's change.
+      try {
+        await this.account.rename(trimmed);
+      } catch (err) {
+        throw new Error(accountProblem(err, "name").message);
+      }
+      await this.accountChain;
+      return;
+    }
     try {
       this.acceptBaseToken(await api.token(this.identity.id, trimmed, []));
     } catch (err) {
+      if (err instanceof api.ApiError && err.code === "name_taken") {
+        throw new Error("Someone has registered that name. Choose another, or sign in if it is yours.");
+      }
       throw new Error(problemText(err));
     }
     // The name is taken; should rejoining the room fail now, the next
@@ -514,7 +600,7 @@ class RoomConnection {
     const me = await this.session.roomIdentity();
     this.me = me;
     try {
-      return await api.token(me.id, me.name, [this.id]);
+      return await this.session.requestToken([this.id], me.name);
     } catch (err) {
       throw asGone(err) ?? err;
     }
@@ -725,7 +811,7 @@ class RoomConnection {
       const announce = live ? views.filter((v) => !v.own) : [];
       // A member who took a new name rejoins without an event: their live
       // messages carry the name they have now.
-      const names = new Map(live ? views.filter((v) => v.type === "message").map((v) => [v.from.id, v.from.name]) : []);
+      const names = new Map(live ? views.filter((v) => v.type === "message").map((v) => [v.from.id, v.from]) : []);
       this.update((r) => {
         let all = r.entries.concat(views);
         if (all.length > MAX_VIEW_ENTRIES) all = all.slice(all.length - MAX_VIEW_ENTRIES);
@@ -970,10 +1056,19 @@ function sortMembers(members: Member[]): Member[] {
   return members.filter(isMember).sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
 }
 
-/** renamed gives members the names in names (by id), keeping the list when nothing changes. */
-function renamed(members: Member[], names: Map<string, string>): Member[] {
-  if (!members.some((m) => names.has(m.id) && names.get(m.id) !== m.name)) return members;
-  return sortMembers(members.map((m) => ({ ...m, name: names.get(m.id) ?? m.name })));
+/**
+ * renamed gives members the names (and registered marks) in names (by id),
+ * keeping the list when nothing changes.
+ */
+function renamed(members: Member[], names: Map<string, Member>): Member[] {
+  const differs = (m: Member, n: Member | undefined) => n !== undefined && (n.name !== m.name || !!n.verified !== !!m.verified);
+  if (!members.some((m) => differs(m, names.get(m.id)))) return members;
+  return sortMembers(
+    members.map((m) => {
+      const n = names.get(m.id);
+      return n === undefined ? m : { ...m, name: n.name, verified: n.verified === true };
+    }),
+  );
 }
 
 function sameList(a: string[], b: string[]): boolean {
