@@ -48,14 +48,16 @@ type Config struct {
 	NATSMonitorAddr string
 
 	// The rules of rooms, messages and presence, for gateway.ChatConfig.
-	RoomIdleTTL     time.Duration
-	RoomMaxTTL      time.Duration
-	RoomsPerHour    int
-	HistoryMax      int
-	MessageMaxChars int
-	PresenceTTL     time.Duration
-	SendRate        float64
-	SendBurst       int
+	RoomIdleTTL  time.Duration
+	RoomMaxTTL   time.Duration
+	RoomsPerHour int
+	// RoomsPerHourRegistered is RoomsPerHour for registered accounts.
+	RoomsPerHourRegistered int
+	HistoryMax             int
+	MessageMaxChars        int
+	PresenceTTL            time.Duration
+	SendRate               float64
+	SendBurst              int
 }
 
 // setting ties one Config field to its flag and environment variable.
@@ -231,6 +233,7 @@ var settings = []setting{
 	{"room-idle-ttl", "NATTER_ROOM_IDLE_TTL", "5m", "a room with no message and no member present for this long is deleted", ttl(func(c *Config) *time.Duration { return &c.RoomIdleTTL })},
 	{"room-max-ttl", "NATTER_ROOM_MAX_TTL", "12h", "every room is deleted this long after its creation", ttl(func(c *Config) *time.Duration { return &c.RoomMaxTTL })},
 	{"rooms-per-hour", "NATTER_ROOMS_PER_HOUR", "5", "rooms one user may create per hour", positive(func(c *Config) *int { return &c.RoomsPerHour })},
+	{"rooms-per-hour-registered", "NATTER_ROOMS_PER_HOUR_REGISTERED", "20", "rooms one registered account may create per hour", positive(func(c *Config) *int { return &c.RoomsPerHourRegistered })},
 	{"history-max", "NATTER_HISTORY_MAX", "500", "messages kept per room", positive(func(c *Config) *int { return &c.HistoryMax })},
 	{"message-max-chars", "NATTER_MESSAGE_MAX_CHARS", "1000", "longest message, in Unicode code points", positive(func(c *Config) *int { return &c.MessageMaxChars })},
 	{"presence-ttl", "NATTER_PRESENCE_TTL", "60s", "a member without a heartbeat for this long leaves the room", ttl(func(c *Config) *time.Duration { return &c.PresenceTTL })},
@@ -323,13 +326,15 @@ func (c Config) replicas() int {
 // by hand, take the gateway's defaults.
 func (c Config) chatConfig() gateway.ChatConfig {
 	return gateway.ChatConfig{
-		RoomIdleTTL:     c.RoomIdleTTL,
-		RoomMaxTTL:      c.RoomMaxTTL,
-		RoomsPerHour:    c.RoomsPerHour,
-		HistoryMax:      c.HistoryMax,
-		MessageMaxChars: c.MessageMaxChars,
-		PresenceTTL:     c.PresenceTTL,
-		SendRate:        c.SendRate,
-		SendBurst:       c.SendBurst,
+		RoomIdleTTL:            c.RoomIdleTTL,
+		RoomMaxTTL:             c.RoomMaxTTL,
+		RoomsPerHour:           c.RoomsPerHour,
+		RoomsPerHourRegistered: c.RoomsPerHourRegistered,
+		TokenTTL:               c.TokenTTL,
+		HistoryMax:             c.HistoryMax,
+		MessageMaxChars:        c.MessageMaxChars,
+		PresenceTTL:            c.PresenceTTL,
+		SendRate:               c.SendRate,
+		SendBurst:              c.SendBurst,
 	}
 }

@@ -59,13 +59,15 @@ func TestLoadConfigDefaults(t *testing.T) {
 
 func TestLoadConfigChat(t *testing.T) {
 	env := map[string]string{
-		"NATTER_ROOM_IDLE_TTL":     "90s",
-		"NATTER_ROOM_MAX_TTL":      "2h",
-		"NATTER_ROOMS_PER_HOUR":    "3",
-		"NATTER_HISTORY_MAX":       "50",
-		"NATTER_MESSAGE_MAX_CHARS": "280",
-		"NATTER_PRESENCE_TTL":      "30s",
-		"NATTER_SEND_RATE":         "2.5",
+		"NATTER_ROOM_IDLE_TTL":             "90s",
+		"NATTER_ROOM_MAX_TTL":              "2h",
+		"NATTER_ROOMS_PER_HOUR":            "3",
+		"NATTER_ROOMS_PER_HOUR_REGISTERED": "12",
+		"NATTER_TOKEN_TTL":                 "30m",
+		"NATTER_HISTORY_MAX":               "50",
+		"NATTER_MESSAGE_MAX_CHARS":         "280",
+		"NATTER_PRESENCE_TTL":              "30s",
+		"NATTER_SEND_RATE":                 "2.5",
 	}
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	cfg, err := LoadConfig(fs, []string{"-send-burst", "7"}, func(k string) string { return env[k] }, "")
@@ -73,7 +75,8 @@ func TestLoadConfigChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := gateway.ChatConfig{
-		RoomIdleTTL: 90 * time.Second, RoomMaxTTL: 2 * time.Hour, RoomsPerHour: 3, HistoryMax: 50,
+		RoomIdleTTL: 90 * time.Second, RoomMaxTTL: 2 * time.Hour, RoomsPerHour: 3, RoomsPerHourRegistered: 12,
+		TokenTTL: 30 * time.Minute, HistoryMax: 50,
 		MessageMaxChars: 280, PresenceTTL: 30 * time.Second, SendRate: 2.5, SendBurst: 7,
 	}
 	if got := cfg.chatConfig(); got != want {
@@ -98,6 +101,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"room ttl under a second", map[string]string{"NATTER_ROOM_IDLE_TTL": "500ms"}, nil, ""},
 		{"presence ttl zero", nil, []string{"-presence-ttl", "0s"}, ""},
 		{"no rooms per hour", map[string]string{"NATTER_ROOMS_PER_HOUR": "0"}, nil, ""},
+		{"no rooms per hour for registered users", nil, []string{"-rooms-per-hour-registered", "0"}, ""},
 		{"negative history", nil, []string{"-history-max", "-1"}, ""},
 		{"message length not a number", map[string]string{"NATTER_MESSAGE_MAX_CHARS": "lots"}, nil, ""},
 		{"send rate zero", map[string]string{"NATTER_SEND_RATE": "0"}, nil, ""},

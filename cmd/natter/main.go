@@ -179,6 +179,7 @@ func (m *Main) Run(ctx context.Context) error {
 		SigningKey:     gw.SigningKey(),
 		TokenTTL:       c.TokenTTL,
 		Rooms:          gw,
+		Users:          gw.Users(),
 		Servers:        c.WSURLs,
 		WSPort:         gw.WebSocketPort(),
 		WSTLS:          tlsConfig != nil,
