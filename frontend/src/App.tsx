@@ -1,4 +1,6 @@
-import { useCallback, useEffect, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useMemo, useSyncExternalStore } from "react";
+
+import type { AccountActions } from "./components/Account";
 
 import { Header } from "./components/Header";
 import { Lobby } from "./components/Lobby";
@@ -40,6 +42,22 @@ export function App({ session }: { session: Session }) {
   }, [room?.name, room?.id, room === null]);
 
   const onRename = useCallback((name: string) => session.rename(name), [session]);
+  const account = useMemo<AccountActions>(() => {
+    const a = session.account;
+    return {
+      login: (username, password, code) => a.login(username, password, code),
+      signup: (username, password, displayName) => a.signup(username, password, displayName),
+      logout: () => a.logout(),
+      // Through the session: a new name also needs a new token and a rejoin.
+      rename: (name) => session.rename(name),
+      changePassword: (oldPassword, password) => a.changePassword(oldPassword, password),
+      startTotp: (passwordless) => a.startTotp(passwordless),
+      confirmTotp: (code) => a.confirmTotp(code),
+      disableTotp: (code) => a.disableTotp(code),
+      deleteAccount: (proof) => a.deleteAccount(proof),
+      dismissNotice: () => a.dismissNotice(),
+    };
+  }, [session]);
   const onCreate = useCallback(
     async (name: string) => {
       const id = await session.createRoom(name);
@@ -68,6 +86,7 @@ export function App({ session }: { session: Session }) {
         room={room}
         meId={session.identity.id}
         myName={state.me?.name ?? ""}
+        registered={state.account.profile !== null}
         onBack={onBack}
         onCopyLink={onCopyLink}
         onSend={onSend}
@@ -83,7 +102,14 @@ export function App({ session }: { session: Session }) {
       <a className="skip-link" href="#main">
         Skip to content
       </a>
-      <Header conn={state.conn} name={state.me?.name ?? null} onRename={onRename} />
+      <Header
+        conn={state.conn}
+        name={state.me?.name ?? null}
+        onRename={onRename}
+        profile={state.account.profile}
+        accountNotice={state.account.notice}
+        account={account}
+      />
       {state.signInProblem !== null && (
         <p className="banner" role="alert">
           Cannot sign in yet: {state.signInProblem} Retrying…

@@ -2,7 +2,9 @@ import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 
 
 import type { ConnState } from "../nats";
 import { useLinkHandler } from "../router";
-import { MAX_NAME_CHARS } from "../types";
+import { MAX_NAME_CHARS, type Profile } from "../types";
+import { AccountMenu, type AccountActions } from "./Account";
+import { RegisteredMark } from "./Registered";
 
 const connLabels: Record<ConnState, string> = {
   connecting: "Connecting…",
@@ -35,11 +37,13 @@ function connTitle(state: ConnState): string {
 
 interface NameProps {
   name: string | null;
+  /** The name is a registered account's. */
+  registered?: boolean;
   onRename: (name: string) => Promise<void>;
 }
 
 /** NameEditor shows the display name and lets the person change it. */
-export function NameEditor({ name, onRename }: NameProps) {
+export function NameEditor({ name, registered = false, onRename }: NameProps) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -88,6 +92,7 @@ export function NameEditor({ name, onRename }: NameProps) {
         <span className="me-name" data-testid="me-name" aria-live="polite">
           {name ?? "…"}
         </span>
+        {registered && name !== null && <RegisteredMark />}
         <button
           ref={button}
           type="button"
@@ -138,9 +143,12 @@ export function NameEditor({ name, onRename }: NameProps) {
 
 interface HeaderProps extends NameProps {
   conn: ConnState;
+  profile: Profile | null;
+  accountNotice: string | null;
+  account: AccountActions;
 }
 
-export function Header({ conn, name, onRename }: HeaderProps) {
+export function Header({ conn, name, onRename, profile, accountNotice, account }: HeaderProps) {
   const home = useLinkHandler("/");
   return (
     <header className="topbar">
@@ -149,7 +157,8 @@ export function Header({ conn, name, onRename }: HeaderProps) {
         natter
       </a>
       <ConnIndicator state={conn} />
-      <NameEditor name={name} onRename={onRename} />
+      <NameEditor name={name} registered={profile !== null && name === profile.display_name} onRename={onRename} />
+      <AccountMenu profile={profile} notice={accountNotice} actions={account} />
     </header>
   );
 }

@@ -84,3 +84,26 @@ export function WarningIcon(p: IconProps) {
     </Svg>
   );
 }
+
+/** BadgeIcon is a filled rosette with a check: the mark of a registered name. */
+export function BadgeIcon({ size = 18 }: IconProps) {
+  return (
+    <svg width={size} height={size} viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+      <path
+        className="badge-shape"
+        fill="currentColor"
+        d="M12 1.8l2.6 1.9 3.2-.1 1 3.1 2.5 1.9-1 3.1 1 3.1-2.5 1.9-1 3.1-3.2-.1L12 22.2l-2.6-1.9-3.2.1-1-3.1-2.5-1.9 1-3.1-1-3.1 2.5-1.9 1-3.1 3.2.1z"
+      />
+      <path className="badge-check" d="M8.2 12.3l2.6 2.6 5-5.2" fill="none" strokeWidth={2.4} strokeLinecap="round" strokeLinejoin="round" />
+    </svg>
+  );
+}
+
+export function UserIcon(p: IconProps) {
+  return (
+    <Svg {...p}>
+      <circle cx="12" cy="8" r="4" />
+      <path d="M4 20.5c0-4 3.6-6.5 8-6.5s8 2.5 8 6.5" />
+    </Svg>
+  );
+}

@@ -4,6 +4,7 @@ import type { LocalMessage, ViewEntry } from "../nats";
 import { colourIndex, initials, linkify } from "../text";
 import type { Member } from "../types";
 import { CheckIcon, WarningIcon } from "./Icons";
+import { RegisteredMark } from "./Registered";
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
@@ -47,14 +48,18 @@ const Entry = memo(function Entry({ e }: { e: ViewEntry }) {
     "data-type": e.type,
     "data-own": String(e.own),
     "data-verified": String(e.verified),
+    // A registered account's name; data-verified is the signature check.
+    "data-registered": String(e.from.verified === true),
   };
+  const mark = e.from.verified === true ? <RegisteredMark size={15} /> : null;
   if (e.type !== "message") {
     return (
       <li {...common} className="entry entry-event">
         <span className="event-line">
           <span data-testid="entry-author" className="event-author">
             {e.from.name}
-          </span>{" "}
+          </span>
+          {mark}{" "}
           <span data-testid="entry-text">{e.type === "join" ? "joined" : "left"}</span>
           <span aria-hidden="true"> · </span>
           <time data-testid="entry-time" dateTime={e.sentAt} title={t.full}>
@@ -72,6 +77,7 @@ const Entry = memo(function Entry({ e }: { e: ViewEntry }) {
           <span data-testid="entry-author" className="author">
             {e.from.name}
           </span>
+          {mark}
           <time data-testid="entry-time" dateTime={e.sentAt} title={t.full}>
             {t.short}
           </time>
@@ -99,11 +105,12 @@ const Entry = memo(function Entry({ e }: { e: ViewEntry }) {
 interface PendingProps {
   m: LocalMessage;
   author: string;
+  registered: boolean;
   onRetry: (id: string) => void;
   onDismiss: (id: string) => void;
 }
 
-const Pending = memo(function Pending({ m, author, onRetry, onDismiss }: PendingProps) {
+const Pending = memo(function Pending({ m, author, registered, onRetry, onDismiss }: PendingProps) {
   const failed = m.status === "failed";
   return (
     <li
@@ -112,6 +119,7 @@ const Pending = memo(function Pending({ m, author, onRetry, onDismiss }: Pending
       data-type="message"
       data-own="true"
       data-verified="true"
+      data-registered={String(registered)}
       data-status={m.status}
       className={`entry entry-msg own ${failed ? "failed" : "sending"}`}
     >
@@ -120,6 +128,7 @@ const Pending = memo(function Pending({ m, author, onRetry, onDismiss }: Pending
           <span data-testid="entry-author" className="author">
             {author}
           </span>
+          {registered && <RegisteredMark size={15} />}
           <span data-testid="entry-time" className="status-text">
             {failed ? "Not sent" : m.waiting ? "Waiting for the connection…" : "Sending…"}
           </span>
@@ -154,6 +163,7 @@ interface ListProps {
   local: LocalMessage[];
   loading: boolean;
   myName: string;
+  registered: boolean;
   onRetry: (id: string) => void;
   onDismiss: (id: string) => void;
 }
@@ -163,7 +173,7 @@ interface ListProps {
  * way. It stays scrolled to the newest entry unless the person scrolled up
  * to read, and then offers a way down.
  */
-export function MessageList({ entries, local, loading, myName, onRetry, onDismiss }: ListProps) {
+export function MessageList({ entries, local, loading, myName, registered, onRetry, onDismiss }: ListProps) {
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const [unseen, setUnseen] = useState(0);
@@ -211,7 +221,7 @@ export function MessageList({ entries, local, loading, myName, onRetry, onDismis
           <Entry key={e.seq} e={e} />
         ))}
         {local.map((m) => (
-          <Pending key={m.id} m={m} author={myName} onRetry={onRetry} onDismiss={onDismiss} />
+          <Pending key={m.id} m={m} author={myName} registered={registered} onRetry={onRetry} onDismiss={onDismiss} />
         ))}
       </ol>
       {unseen > 0 && (

@@ -5,6 +5,7 @@ import { codePoints } from "../text";
 import { MAX_MESSAGE_CHARS, type Member } from "../types";
 import { BackIcon, LinkIcon, MoonIcon, PeopleIcon, SearchIcon } from "./Icons";
 import { MessageList } from "./Messages";
+import { RegisteredMark } from "./Registered";
 
 export interface RoomActions {
   onBack: () => void;
@@ -19,9 +20,11 @@ interface RoomProps extends RoomActions {
   room: RoomState;
   meId: string;
   myName: string;
+  /** This user is signed in to an account: their unsent messages go out under its name. */
+  registered: boolean;
 }
 
-export function RoomView({ room, meId, myName, ...actions }: RoomProps) {
+export function RoomView({ room, meId, myName, registered, ...actions }: RoomProps) {
   const [showMembers, setShowMembers] = useState(false);
   const loading = room.phase === "loading";
   return (
@@ -57,6 +60,7 @@ export function RoomView({ room, meId, myName, ...actions }: RoomProps) {
             local={room.local}
             loading={loading}
             myName={room.myName ?? myName}
+            registered={registered}
             onRetry={actions.onRetry}
             onDismiss={actions.onDismiss}
           />
@@ -80,9 +84,10 @@ export function RoomView({ room, meId, myName, ...actions }: RoomProps) {
             {room.members.map((m) => (
               <li key={m.id} className="member-row">
                 <span className="presence-dot" aria-hidden="true" />
-                <span data-testid="member" className="member-name">
+                <span data-testid="member" className="member-name" data-registered={String(m.verified === true)}>
                   {m.name}
                 </span>
+                {m.verified === true && <RegisteredMark size={15} />}
                 {m.id === meId && <span className="you">you</span>}
               </li>
             ))}
