@@ -31,6 +31,11 @@ export function loadIdentity(store: KeyValueStore | null): Identity {
       // Not a seed any more: make a new identity.
     }
   }
+  return newIdentity(store);
+}
+
+/** newIdentity makes a new key pair and keeps it in store in place of the old one. */
+export function newIdentity(store: KeyValueStore | null): Identity {
   const keyPair = createUser();
   const seed = decoder.decode(keyPair.getSeed());
   safeSet(store, seedKey, seed);

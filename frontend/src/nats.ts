@@ -7,7 +7,7 @@ import { Account, accountProblem, SESSION_STORAGE_KEY, sessionEnded, type Accoun
 import * as api from "./api";
 import { backoff } from "./backoff";
 import { Follower, type HistoryPage } from "./follow";
-import { browserStore, loadIdentity, loadName, saveName, type Identity, type KeyValueStore } from "./identity";
+import { browserStore, loadIdentity, loadName, newIdentity, saveName, type Identity, type KeyValueStore } from "./identity";
 import { signMessage, verifyMessage } from "./sign";
 import { codePoints, newMessageId } from "./text";
 import { refreshDelay, retryDelay, tokenLifetime } from "./tokens";
@@ -108,7 +108,8 @@ function userSubject(room: string, op: string, user: string): string {
 export class Session {
   private state: SessionState;
   private readonly listeners = new Set<() => void>();
-  readonly identity: Identity;
+  /** The user's key pair: a new one after signing out (see signedOut). */
+  identity: Identity;
   private readonly store: KeyValueStore | null;
   private baseToken: { tok: TokenResponse; expiresAt: number } | null = null;
   private readonly readyPromise: Promise<void>;
@@ -120,6 +121,8 @@ export class Session {
   readonly account: Account;
   /** Token changes after signing in or out, one at a time. */
   private accountChain: Promise<void> = Promise.resolve();
+  /** The id of the account signed in, to tell signing out from a change of name. */
+  private accountId: string | null = null;
 
   constructor(store: KeyValueStore | null = browserStore()) {
     this.store = store;
@@ -137,8 +140,13 @@ export class Session {
       account: this.account.getState(),
     };
     this.readyPromise = new Promise((resolve) => (this.resolveReady = resolve));
+    this.accountId = profile?.id ?? null;
     this.account.subscribe((identityChanged) => {
+      const now = this.account.getState().profile?.id ?? null;
+      const out = this.accountId !== null && now !== this.accountId;
+      this.accountId = now;
       this.set({ account: this.account.getState() });
+      if (out) this.signedOut();
       if (identityChanged) this.accountChanged();
     });
   }
@@ -246,6 +254,28 @@ export class Session {
       if (!sessionEnded(err)) throw err;
       this.account.drop("Your session has ended. Sign in again to use your registered name.");
       return api.token(this.identity.id, name, rooms);
+    }
+  }
+
+  /**
+   * signedOut gives the person a new key pair. The TVM binds a key to the
+   * account its token was vended to, and the gateway joins that key under
+   * the account's name for the token's whole life: with the same key, an
+   * anonymous person after logging out (on a shared computer, another
+   * person) would still chat under the registered name and its mark. The
+   * open room is left under the old key and entered again with the new one.
+   */
+  private signedOut(): void {
+    const room = this.room;
+    const roomName = this.state.room?.name ?? "";
+    room?.stop(true);
+    this.room = null;
+    this.identity = newIdentity(this.store);
+    this.baseToken = null;
+    this.set({ me: { id: this.identity.id, name: loadName(this.store) ?? "" }, room: null });
+    if (room !== null) {
+      this.openRoom(room.id);
+      if (roomName !== "") this.updateRoom(this.room!, (r) => ({ ...r, name: r.name || roomName }));
     }
   }
 
