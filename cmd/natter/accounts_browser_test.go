@@ -27,6 +27,7 @@ func TestBrowserAccounts(t *testing.T) {
 		password = "analytical engine of 1843"
 		display  = "Ada Lovelace"
 		hello    = "Hello from a registered name"
+		bye      = "Logged out, anonymous again"
 	)
 	var anonName string
 
@@ -164,6 +165,37 @@ func TestBrowserAccounts(t *testing.T) {
 					br.fail("uncaught exceptions: %q", ex)
 				}
 			}
+		}},
+
+		{"logging out in the room drops the mark", func(t *testing.T) {
+			// The key that held the account's token stays bound to the
+			// account for the token's life: the page must chat on with a
+			// key of its own, under the anonymous name and with no mark.
+			a, b := a.in(t), b.in(t)
+			a.click("account-button")
+			a.click("logout-button")
+			waitSignedOut(a)
+			a.waitJS("the anonymous name", `document.querySelector('`+tid("me-name")+`')?.textContent.trim() === `+jsString(anonName))
+			a.waitInRoom()
+			a.send(bye)
+			b.waitFor("A's message after logging out", waitTimeout, func() error {
+				for _, e := range stored(b.entries()) {
+					if e.Type == "message" && e.Text == bye {
+						reg := mustEval[string](b, `document.querySelector('`+tid("entry")+`[data-seq="`+e.Seq+`"]').getAttribute('data-registered')`)
+						if reg != "false" || e.Author != anonName || e.Verified != "true" {
+							return fmt.Errorf("%s data-registered=%s; want unregistered, signed, by %q", e, reg, anonName)
+						}
+						return nil
+					}
+				}
+				return errors.New("not shown")
+			})
+			b.waitJS("A anonymous in the member list, the registered name gone", `(() => {
+				const ms = Array.from(document.querySelectorAll('`+tid("member-list")+` `+tid("member")+`'));
+				return ms.some(e => e.textContent.trim() === `+jsString(anonName)+` && e.getAttribute('data-registered') === 'false') &&
+					!ms.some(e => e.textContent.trim() === `+jsString(display)+`);
+			})()`)
+			b.screenshot("A logged out")
 		}},
 	}
 	for _, st := range steps {
