@@ -99,7 +99,7 @@ export function accountProblem(err: unknown, action: Action): Problem {
       return { field: "code", message: "That code is not right, or was used already. Wait for the next one and try again." };
     case "invalid_credentials":
       if (action === "password") return { field: "old_password", message: "Your current password is not right." };
-      if (action === "delete") return { field: "password", message: "That is not right." };
+      if (action === "delete") return { field: "password", message: "The password or code is not right." };
       return { field: "form", message: "Wrong username, password or code." };
     case "rate_limited":
       return {

@@ -256,7 +256,7 @@ function SignIn({ initialUsername, notice, actions, onDone, onSignUp }: SignInPr
   return (
     <form className="account-form" data-testid="signin-form" onSubmit={submit} noValidate>
       {notice !== null && (
-        <p className="notice notice-info" role="status">
+        <p className="notice notice-info" data-testid="account-notice" role="status">
           {notice}
         </p>
       )}
@@ -414,7 +414,7 @@ function Settings({ profile, actions, onClose }: { profile: Profile; actions: Ac
         <div className="form-actions">
           <button
             type="button"
-            className="btn btn-ghost"
+            className="btn btn-ghost btn-small"
             data-testid="logout-button"
             onClick={() => {
               void actions.logout();
