@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/pquerna/otp/totp"
 )
 
@@ -202,6 +203,187 @@ func TestBrowserAccounts(t *testing.T) {
 		if !t.Run(st.name, st.run) {
 			return
 		}
+	}
+}
+
+// TestBrowserAccountSettings: a registered person manages the account in
+// the browser: a new display name (which nobody else can then take), a new
+// password, passwordless two-factor and signing in with a code alone,
+// two-factor off, and deleting the account, which frees the name.
+func TestBrowserAccountSettings(t *testing.T) {
+	chromium(t)
+	m := runMain(t, testConfig(t))
+	s := newShots(t)
+	a := newBrowser(t, s, m.baseURL(), "A")
+	b := newBrowser(t, s, m.baseURL(), "B") // stays anonymous
+	const (
+		username = "grace_hopper"
+		password = "cobol compiler 1959"
+		newPass  = "the first compiler bug"
+		display  = "Grace Hopper"
+		renamed  = "Admiral Grace"
+	)
+	var (
+		secret string
+		codes  totpSteps
+	)
+
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"a new display name", func(t *testing.T) {
+			a, b := a.in(t), b.in(t)
+			a.signIn()
+			a.click("account-button")
+			a.click("show-signup")
+			fill(a, "signup-username", username)
+			fill(a, "signup-display-name", display)
+			fill(a, "signup-password", password)
+			a.click("signup-submit")
+			waitSignedIn(a, display)
+			room := a.createRoom("Compilers")
+			a.waitJS("A registered in the member list", memberJS(display, true))
+
+			a.click("account-button")
+			a.clearInput("account-name-input")
+			fill(a, "account-name-input", renamed)
+			a.click("account-name-save")
+			a.waitVisible("account-name-done")
+			a.screenshot("renamed")
+			a.must("close the dialog", chromedp.KeyEvent(kb.Escape))
+			waitSignedIn(a, renamed)
+			a.waitJS("the new name in the member list, registered", memberJS(renamed, true))
+
+			// The registered name is nobody else's, in any case.
+			b.signIn()
+			b.must("open the room", chromedp.Navigate(m.baseURL()+"/r/"+room))
+			b.waitInRoom()
+			b.waitJS("A's new name, registered", memberJS(renamed, true))
+			b.click("rename-button")
+			b.clearInput("rename-input")
+			b.must("type a registered name", chromedp.Focus(chromedp.CSS(tid("rename-input"))), insertText("admiral  GRACE"), chromedp.KeyEvent(kb.Enter))
+			b.waitJS("the name refused", `document.querySelector('#rename-error')?.textContent.includes('registered')`)
+			b.screenshot("a registered name refused")
+			b.must("cancel", chromedp.Focus(chromedp.CSS(tid("rename-input"))), chromedp.KeyEvent(kb.Escape))
+			b.waitVisible("rename-button")
+		}},
+
+		{"a new password", func(t *testing.T) {
+			a := a.in(t)
+			a.click("account-button")
+			fill(a, "old-password", "not my password")
+			fill(a, "new-password", newPass)
+			a.click("password-save")
+			a.waitVisible("old-password-error")
+			a.clearInput("old-password")
+			fill(a, "old-password", password)
+			a.click("password-save")
+			// Every session ends with a new password; without two-factor
+			// the page signs in again with it by itself.
+			a.waitVisible("password-done")
+			if a.attr("account-button", "data-signed-in") != "true" {
+				a.fail("signed out after changing the password")
+			}
+			a.screenshot("password changed")
+		}},
+
+		{"passwordless two-factor", func(t *testing.T) {
+			a := a.in(t)
+			a.must("tick passwordless", chromedp.Click(chromedp.CSS(tid("totp-passwordless"))))
+			a.click("totp-start")
+			a.waitVisible("totp-secret")
+			secret = strings.TrimSpace(a.text("totp-secret"))
+			fill(a, "totp-code", codes.next(t, secret))
+			a.click("totp-confirm")
+			waitSignedOut(a)
+			a.waitVisible("signin-form")
+			a.must("sign in with a code", chromedp.Click(chromedp.CSS(tid("signin-code-only"))))
+			if mustEval[bool](a, `!!document.querySelector('`+tid("signin-password")+`')`) {
+				a.fail("the password field is still there for a code-only sign-in")
+			}
+			fill(a, "signin-code", codes.next(t, secret))
+			a.screenshot("passwordless sign-in")
+			a.click("signin-submit")
+			waitSignedIn(a, renamed)
+		}},
+
+		{"two-factor off", func(t *testing.T) {
+			a := a.in(t)
+			a.click("account-button")
+			a.waitJS("two-factor on", `document.querySelector('`+tid("totp-section")+`')?.getAttribute('data-enabled') === 'true'`)
+			fill(a, "totp-disable-code", "000000")
+			a.click("totp-disable")
+			a.waitVisible("totp-disable-code-error")
+			a.clearInput("totp-disable-code")
+			fill(a, "totp-disable-code", codes.next(t, secret))
+			a.click("totp-disable")
+			waitSignedOut(a)
+			fill(a, "signin-password", newPass)
+			a.click("signin-submit")
+			waitSignedIn(a, renamed)
+		}},
+
+		{"delete the account", func(t *testing.T) {
+			a, b := a.in(t), b.in(t)
+			a.click("account-button")
+			fill(a, "delete-proof", newPass)
+			a.click("delete-button")
+			a.waitVisible("delete-error") // not confirmed yet
+			a.must("confirm", chromedp.Click(chromedp.CSS(tid("delete-confirm"))))
+			a.clearInput("delete-proof")
+			fill(a, "delete-proof", "wrong password")
+			a.click("delete-button")
+			a.waitVisible("delete-proof-error")
+			a.screenshot("wrong password")
+			a.clearInput("delete-proof")
+			fill(a, "delete-proof", newPass)
+			a.click("delete-button")
+			waitSignedOut(a)
+			a.waitVisible("account-notice")
+			a.screenshot("deleted")
+			// The name is free again.
+			b.click("rename-button")
+			b.clearInput("rename-input")
+			b.must("take the freed name", chromedp.Focus(chromedp.CSS(tid("rename-input"))), insertText(renamed), chromedp.KeyEvent(kb.Enter))
+			b.waitJS("B under the freed name", `document.querySelector('`+tid("me-name")+`')?.textContent.trim() === `+jsString(renamed))
+			b.waitJS("B unregistered in the member list", memberJS(renamed, false))
+			for _, br := range []*browser{a, b} {
+				if ex := br.uncaught(); len(ex) > 0 {
+					br.fail("uncaught exceptions: %q", ex)
+				}
+			}
+		}},
+	}
+	for _, st := range steps {
+		if !t.Run(st.name, st.run) {
+			return
+		}
+	}
+}
+
+// memberJS is a JavaScript test that the member list holds name, with
+// data-registered as registered.
+func memberJS(name string, registered bool) string {
+	return `Array.from(document.querySelectorAll('` + tid("member-list") + ` ` + tid("member") + `')).some(e =>
+		e.textContent.trim() === ` + jsString(name) + ` && e.getAttribute('data-registered') === '` + fmt.Sprint(registered) + `')`
+}
+
+// totpSteps hands out two-factor codes the way a person's app would, each
+// of a later time step than the last: the server takes a code once, and
+// only within a step of its clock.
+type totpSteps struct{ last int64 }
+
+func (s *totpSteps) next(t *testing.T, secret string) string {
+	t.Helper()
+	for {
+		now := time.Now().Unix() / 30
+		step := max(s.last+1, now)
+		if step <= now+1 {
+			s.last = step
+			return totpCode(t, secret, time.Unix(step*30, 0))
+		}
+		time.Sleep(time.Until(time.Unix((now+1)*30, 0)) + 50*time.Millisecond)
 	}
 }
 
