@@ -342,6 +342,11 @@ func TestBrowserAccountSettings(t *testing.T) {
 			waitSignedOut(a)
 			a.waitVisible("account-notice")
 			a.screenshot("deleted")
+			// Closed, the dialog leaves the notice in the header until dismissed.
+			a.must("close the dialog", chromedp.KeyEvent(kb.Escape))
+			a.waitJS("the notice in the header", `!document.querySelector('`+tid("account-dialog")+`').open &&
+				document.querySelector('.topbar `+tid("account-notice")+`')?.textContent.includes('deleted')`)
+			a.screenshot("notice in the header")
 			// The name is free again.
 			b.click("rename-button")
 			b.clearInput("rename-input")
