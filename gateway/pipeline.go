@@ -251,6 +251,15 @@ func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
 	if err != nil {
 		return natter.Ack{Error: body(err)}
 	}
+	if me.Verified {
+		// Joined as a registered member: the account's sessions may have
+		// ended since (log out), and its name is not this key's any more.
+		if bound, err := c.accounts.KeyBound(ctx, user); err != nil {
+			return natter.Ack{Error: body(err)}
+		} else if !bound {
+			return natter.Ack{Error: body(natter.Errorf(natter.ENotJoined, "the account's sessions ended since this key joined room %s as it; join again", room))}
+		}
+	}
 	env, data, dup, err := c.appendHistory(ctx, rec, room+"."+user+"."+req.ID, func(seq uint64, now time.Time) natter.Envelope {
 		return natter.Envelope{Room: room, Seq: seq, ID: req.ID, Type: natter.TypeMessage, From: me, Text: req.Text, Sig: req.Sig, SentAt: now}
 	})

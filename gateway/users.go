@@ -189,6 +189,18 @@ func (u *Users) UpdateUser(ctx context.Context, id string, change func(*natter.A
 		if err := change(&a); err != nil {
 			return natter.Account{}, err
 		}
+		if a.SessionVersion > old.SessionVersion {
+			// Ending the sessions (log out, a new password or two-factor
+			// setting) also ends what the tokens vended with them carry:
+			// their keys join rooms as anonymous from now on, and the
+			// gateway refuses their sends as a registered member. Before
+			// the account is written, so that a failure leaves it
+			// unchanged and the client tries again.
+			if err := u.unbind(ctx, old.Keys); err != nil {
+				return natter.Account{}, err
+			}
+			a.Keys = nil
+		}
 		newDisplay := natter.FoldName(a.DisplayName) != natter.FoldName(old.DisplayName)
 		if newDisplay {
 			ok, err := u.reserve(ctx, natter.DisplayKey(a.DisplayName), id)
@@ -220,6 +232,29 @@ func (u *Users) UpdateUser(ctx context.Context, id string, change func(*natter.A
 	return natter.Account{}, natter.Errorf(natter.EUnavailable, "the account changed too often meanwhile; try again")
 }
 
+// unbind removes the keys entries of keys.
+func (u *Users) unbind(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if err := u.keys.Purge(ctx, k); err != nil {
+			return unavailable("remove a token key", err)
+		}
+	}
+	return nil
+}
+
+// KeyBound tells whether key holds a token vended to a registered account
+// whose sessions have not ended since.
+func (u *Users) KeyBound(ctx context.Context, key string) (bool, error) {
+	_, err := u.keys.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return false, nil
+	case err != nil:
+		return false, unavailable("read token key", err)
+	}
+	return true, nil
+}
+
 // DeleteUser removes the account id, the keys entries of its tokens, and
 // frees its username and display name. The account goes before the names,
 // so that a failure half way leaves names that become stale, never an
@@ -229,10 +264,8 @@ func (u *Users) DeleteUser(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range a.Keys {
-		if err := u.keys.Purge(ctx, k); err != nil {
-			return unavailable("delete key of account", err)
-		}
+	if err := u.unbind(ctx, a.Keys); err != nil {
+		return err
 	}
 	if err := u.users.Purge(ctx, idKey(id)); err != nil {
 		return unavailable("delete account", err)

@@ -167,3 +167,71 @@ func TestRegisteredUsersMayCreateMoreRooms(t *testing.T) {
 		}
 	}
 }
+
+// TestLogoutEndsTheRegisteredIdentity: once an account logs out (and so
+// for every change that ends its sessions), the keys of its tokens are no
+// longer registered: an already joined member's sends are refused as
+// not_joined, a new join is anonymous and may not take the account's name.
+// The NATS token itself lives on until it expires; only the mark and the
+// name it carried end.
+func TestLogoutEndsTheRegisteredIdentity(t *testing.T) {
+	f := newAccounts(t, gateway.ChatConfig{}, nil)
+	f.signup(t, "grace", "Grace Hopper")
+	s := f.login(t, "grace", goodPassword).Session
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	api := &client.API{BaseURL: f.url}
+
+	grace, _ := client.NewIdentity()
+	room, err := api.CreateRoom(ctx, f.tokenWithSession(t, s, grace, ""), "Navy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(grace, f.tokenWithSession(t, s, grace, "", room.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if j, err := c.Join(ctx, room.ID, "Grace"); err != nil || !j.Members[0].Verified {
+		t.Fatalf("join: %+v %v", j, err)
+	}
+	if _, err := c.Send(ctx, room.ID, "before"); err != nil {
+		t.Fatal(err)
+	}
+
+	f.must(t, 204, "DELETE", "/api/v1/sessions", s, "")
+	if _, ok, _ := f.gw.Users().AccountOfKey(ctx, grace.ID); ok {
+		t.Fatal("the key is still registered after logging out")
+	}
+	if _, err := c.Send(ctx, room.ID, "after"); natter.ErrorCode(err) != natter.ENotJoined {
+		t.Fatalf("send after logging out: %v, want %s", err, natter.ENotJoined)
+	}
+	if _, err := c.Join(ctx, room.ID, "Grace Hopper"); natter.ErrorCode(err) != natter.ENameTaken {
+		t.Fatalf("join under the account's name after logging out: %v, want %s", err, natter.ENameTaken)
+	}
+	j, err := c.Join(ctx, room.ID, "Someone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range j.Members {
+		if m.Verified {
+			t.Fatalf("a member is still verified: %+v", j.Members)
+		}
+	}
+	if _, err := c.Send(ctx, room.ID, "anonymous now"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.History(ctx, room.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, e := range h.Messages {
+		if e.Type == natter.TypeMessage {
+			msgs = append(msgs, e.Text+" "+e.From.Name+" "+strconv.FormatBool(e.From.Verified))
+		}
+	}
+	if want := []string{"before Grace Hopper true", "anonymous now Someone false"}; !slices.Equal(msgs, want) {
+		t.Fatalf("messages %q, want %q", msgs, want)
+	}
+}
