@@ -1,7 +1,18 @@
 import { fromSeed } from "@nats-io/nkeys";
 import { describe, expect, it } from "vitest";
 
-import { base64url, fromBase64url, naclVerify, rawPublicKey, signMessage, verifyMessage, webCryptoVerify } from "./sign";
+import {
+  base64url,
+  fromBase64url,
+  naclVerify,
+  rawPublicKey,
+  signedImagePayload,
+  signImage,
+  signMessage,
+  verifyImage,
+  verifyMessage,
+  webCryptoVerify,
+} from "./sign";
 import vectors from "./testdata/signatures.json";
 
 // signatures.json was written by a Go program with github.com/nats-io/nkeys,
@@ -55,6 +66,51 @@ describe("signatures compatible with the Go gateway", () => {
   it("accepts padded base64url as the gateway does", async () => {
     const v = vectors.vectors[0]!;
     expect(await verifyMessage(vectors.public_key, v.room, v.id, v.text, v.sig + "==")).toBe(true);
+  });
+});
+
+describe("image message signatures", () => {
+  const room = "neon-q3x7mz4b";
+  const id = "k7Hq2Xb9";
+  const upload = "upl_ABCDEFGHIJKLMNOPQRST";
+
+  it("sign natter/v1/image, room, id, upload and caption, one per line", () => {
+    const text = "a caption 👋";
+    expect(new TextDecoder().decode(signedImagePayload(room, id, upload, text))).toBe(
+      `natter/v1/image\n${room}\n${id}\n${upload}\n${text}`,
+    );
+    // An empty caption still ends with the newline after the upload.
+    expect(new TextDecoder().decode(signedImagePayload(room, id, upload, ""))).toBe(`natter/v1/image\n${room}\n${id}\n${upload}\n`);
+  });
+
+  for (const [name, impl] of [
+    ["WebCrypto", webCryptoVerify],
+    ["nkeys", naclVerify],
+    ["default", undefined],
+  ] as const) {
+    it(`verify with the sender's key, and only for the same room, id, upload and caption (${name})`, async () => {
+      const sig = signImage(kp, room, id, upload, "caption");
+      expect(await verifyImage(vectors.public_key, room, id, upload, "caption", sig, impl)).toBe(true);
+      expect(await verifyImage(vectors.public_key, room + "x", id, upload, "caption", sig, impl)).toBe(false);
+      expect(await verifyImage(vectors.public_key, room, id + "x", upload, "caption", sig, impl)).toBe(false);
+      expect(await verifyImage(vectors.public_key, room, id, "upl_ZZZZZZZZZZZZZZZZZZZZ", "caption", sig, impl)).toBe(false);
+      expect(await verifyImage(vectors.public_key, room, id, upload, "", sig, impl)).toBe(false);
+    });
+  }
+
+  it("never pass for a text message, nor a text message's for an image", async () => {
+    // The upload and caption joined by a newline make the same tail as a
+    // text message whose text holds that newline: the prefix tells them apart.
+    const text = `${upload}\ncaption`;
+    const textSig = signMessage(kp, room, id, text);
+    expect(await verifyImage(vectors.public_key, room, id, upload, "caption", textSig)).toBe(false);
+    const imageSig = signImage(kp, room, id, upload, "caption");
+    expect(await verifyMessage(vectors.public_key, room, id, text, imageSig)).toBe(false);
+  });
+
+  it("refuse malformed keys and signatures without throwing", async () => {
+    expect(await verifyImage("not a key", room, id, upload, "", "AAAA")).toBe(false);
+    expect(await verifyImage(vectors.public_key, room, id, upload, "", "!!!")).toBe(false);
   });
 });
 

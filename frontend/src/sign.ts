@@ -10,6 +10,22 @@ export function signedPayload(room: string, id: string, text: string): Uint8Arra
   return encoder.encode(`${SIGNATURE_PREFIX}\n${room}\n${id}\n${text}`);
 }
 
+/**
+ * IMAGE_SIGNATURE_PREFIX starts the payload of an image message: a prefix of
+ * its own, so a text message's signature can never pass for an image's.
+ */
+export const IMAGE_SIGNATURE_PREFIX = "natter/v1/image";
+
+/** The UTF-8 bytes a sender of an image signs: natter/v1/image\n<room>\n<id>\n<upload>\n<text>. */
+export function signedImagePayload(room: string, id: string, upload: string, text: string): Uint8Array {
+  return encoder.encode(`${IMAGE_SIGNATURE_PREFIX}\n${room}\n${id}\n${upload}\n${text}`);
+}
+
+/** Signs an image message (upload and caption) for room under id with the user's key pair. */
+export function signImage(kp: KeyPair, room: string, id: string, upload: string, text: string): string {
+  return base64url(kp.sign(signedImagePayload(room, id, upload, text)));
+}
+
 /** Signs text for room under id with the user's key pair, as the gateway verifies it. */
 export function signMessage(kp: KeyPair, room: string, id: string, text: string): string {
   return base64url(kp.sign(signedPayload(room, id, text)));
@@ -126,7 +142,7 @@ function verifier(): Promise<Ed25519Verify> {
  * Reports whether sig is user's signature of text for room under id. Any
  * malformed part (key, signature) makes it false, never an exception.
  */
-export async function verifyMessage(
+export function verifyMessage(
   user: string,
   room: string,
   id: string,
@@ -134,10 +150,30 @@ export async function verifyMessage(
   sig: string,
   verify?: Ed25519Verify,
 ): Promise<boolean> {
+  return verifyPayload(user, signedPayload(room, id, text), sig, verify);
+}
+
+/**
+ * Reports whether sig is user's signature of an image message (upload and
+ * caption) for room under id; like verifyMessage, never an exception.
+ */
+export function verifyImage(
+  user: string,
+  room: string,
+  id: string,
+  upload: string,
+  text: string,
+  sig: string,
+  verify?: Ed25519Verify,
+): Promise<boolean> {
+  return verifyPayload(user, signedImagePayload(room, id, upload, text), sig, verify);
+}
+
+async function verifyPayload(user: string, payload: Uint8Array, sig: string, verify?: Ed25519Verify): Promise<boolean> {
   const raw = fromBase64url(sig);
   if (rawPublicKey(user) === null || raw === null || raw.length !== 64) return false;
   try {
-    return await (verify ?? (await verifier()))(user, signedPayload(room, id, text), raw);
+    return await (verify ?? (await verifier()))(user, payload, raw);
   } catch {
     return false;
   }
