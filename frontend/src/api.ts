@@ -1,5 +1,5 @@
 // The TVM's HTTP API. With nats.ts, the only module that reaches the network.
-import type { Enrolment, Profile, PublicProfile, Room, SessionGrant, TokenResponse } from "./types";
+import type { Enrolment, Profile, PublicProfile, Room, SessionGrant, TokenResponse, Upload } from "./types";
 
 /** ApiError is an error answer of the TVM, or status 0 when it could not be reached. */
 export class ApiError extends Error {
@@ -62,12 +62,8 @@ async function call<T>(
   } catch {
     data = undefined;
   }
-  if (!resp.ok) {
-    const e = (data as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    const code = typeof e?.code === "string" ? e.code : "http_" + resp.status;
-    const message = typeof e?.message === "string" ? e.message : `The server answered ${resp.status}.`;
-    throw new ApiError(resp.status, code, message, parseRetryAfter(resp.headers.get("Retry-After")));
-  }
+  const err = answerError(resp.status, data, resp.headers.get("Retry-After"));
+  if (err !== null) throw err;
   if (data === undefined && opts.empty === true) return undefined as T;
   if (data === undefined) throw new ApiError(resp.status, "malformed", "The server sent an unreadable answer.");
   return data as T;
@@ -171,4 +167,183 @@ export function disableTotp(session: string, code: string): Promise<Profile> {
 /** publicProfile reads what anyone may know of an account. */
 export function publicProfile(id: string): Promise<PublicProfile> {
   return call<PublicProfile>("GET", "/api/v1/users/" + encodeURIComponent(id));
+}
+
+// Images (docs/uploads.md). Every route takes the room's natter token as
+// its bearer.
+
+/** The largest file the TVM takes by default (NATTER_UPLOAD_MAX_BYTES): checked before sending a byte. */
+export const MAX_UPLOAD_BYTES = 5 * 1024 * 1024;
+
+/** An upload in progress: its answer, and a way to call it off. */
+export interface UploadRequest {
+  done: Promise<Upload>;
+  abort: () => void;
+}
+
+/**
+ * uploadImage sends file to room as the single multipart part `file`. It
+ * uses XMLHttpRequest because fetch reports no upload progress; onProgress
+ * gets the bytes sent and the total (the whole request body). An abort
+ * rejects with ApiError code "aborted".
+ */
+export function uploadImage(
+  jwt: string,
+  room: string,
+  file: Blob,
+  onProgress?: (sent: number, total: number) => void,
+): UploadRequest {
+  const xhr = new XMLHttpRequest();
+  const done = new Promise<Upload>((resolve, reject) => {
+    xhr.open("POST", `${baseUrl()}/api/v1/rooms/${encodeURIComponent(room)}/uploads`);
+    xhr.setRequestHeader("Authorization", `Bearer ${jwt}`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.responseType = "text";
+    if (onProgress !== undefined) {
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable) onProgress(e.loaded, e.total);
+      };
+    }
+    xhr.onload = () => {
+      let data: unknown;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = undefined;
+      }
+      const err = answerError(xhr.status, data, xhr.getResponseHeader("Retry-After"));
+      if (err !== null) reject(err);
+      else if (!isUpload(data)) reject(new ApiError(xhr.status, "malformed", "The server sent an unreadable answer."));
+      else resolve(data);
+    };
+    xhr.onerror = () => reject(new ApiError(0, "network", "Cannot reach the server. Check your connection."));
+    xhr.ontimeout = xhr.onerror;
+    xhr.onabort = () => reject(new ApiError(0, "aborted", "The upload was cancelled."));
+    const form = new FormData();
+    form.append("file", file, file instanceof File ? file.name : "image");
+    xhr.send(form);
+  });
+  return { done, abort: () => xhr.abort() };
+}
+
+/** answerError is the ApiError of an answer that is not a success, or null for a 2xx. */
+function answerError(status: number, data: unknown, retryAfter: string | null): ApiError | null {
+  if (status >= 200 && status < 300) return null;
+  const e = (data as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const code = typeof e?.code === "string" ? e.code : "http_" + status;
+  const message = typeof e?.message === "string" ? e.message : `The server answered ${status}.`;
+  return new ApiError(status, code, message, parseRetryAfter(retryAfter));
+}
+
+function isUpload(d: unknown): d is Upload {
+  if (typeof d !== "object" || d === null) return false;
+  const u = d as Upload;
+  return typeof u.upload_id === "string" && u.upload_id !== "" && typeof u.type === "string";
+}
+
+/**
+ * fetchImage reads an uploaded image's bytes with the room's token. The
+ * browser may keep them (the answer is private, immutable, for an hour).
+ */
+export async function fetchImage(jwt: string, uploadId: string, signal?: AbortSignal): Promise<Blob> {
+  let resp: Response;
+  try {
+    resp = await fetch(`${baseUrl()}/api/v1/uploads/${encodeURIComponent(uploadId)}`, {
+      headers: { Authorization: `Bearer ${jwt}` },
+      credentials: "omit",
+      signal,
+    });
+  } catch {
+    if (signal?.aborted === true) throw new ApiError(0, "aborted", "Loading the image was cancelled.");
+    throw new ApiError(0, "network", "Cannot reach the server. Check your connection.");
+  }
+  if (!resp.ok) {
+    let data: unknown;
+    try {
+      data = await resp.json();
+    } catch {
+      data = undefined;
+    }
+    throw answerError(resp.status, data, resp.headers.get("Retry-After"))!;
+  }
+  return resp.blob();
+}
+
+/**
+ * imageLink asks for a signed link to an uploaded image, valid 10 minutes,
+ * for places that cannot send a header (an <img> of another origin, a
+ * download); the URL is absolute.
+ */
+export async function imageLink(jwt: string, uploadId: string): Promise<{ url: string; expires_at: string }> {
+  const r = await call<{ url: string; expires_at: string }>("GET", `/api/v1/uploads/${encodeURIComponent(uploadId)}/link`, {
+    bearer: jwt,
+  });
+  return { ...r, url: new URL(r.url, baseUrl() + "/").toString() };
+}
+
+/** formatBytes says a size the way people read it: 512 bytes, 48 KiB, 5.2 MiB. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KiB`;
+  const mib = n / (1024 * 1024);
+  return `${mib < 10 ? Math.round(mib * 10) / 10 : Math.round(mib)} MiB`;
+}
+
+/**
+ * checkUpload says why file would be refused without sending it (it is
+ * larger than the TVM takes, or empty), or null. The type is left to the
+ * server, which reads the bytes: the name and the browser's type prove nothing.
+ */
+export function checkUpload(file: { name: string; size: number }, max = MAX_UPLOAD_BYTES): string | null {
+  if (file.size === 0) return `${file.name || "The file"} is empty.`;
+  if (file.size > max) {
+    const size = formatBytes(file.size);
+    const limit = formatBytes(max);
+    // Just over the limit rounds to the limit itself: then the size says nothing.
+    return `${file.name || "The file"} is larger than ${limit}, the most an image can be${size === limit ? "" : ` (it is ${size})`}.`;
+  }
+  return null;
+}
+
+/** retryWait says how long Retry-After asks to wait, in words. */
+function retryWait(seconds: number | null): string {
+  if (seconds === null) return "Wait a minute and try again.";
+  if (seconds <= 1) return "Try again in a moment.";
+  if (seconds < 60) return `Try again in ${Math.ceil(seconds)} seconds.`;
+  const minutes = Math.ceil(seconds / 60);
+  return `Try again in ${minutes === 1 ? "a minute" : `${minutes} minutes`}.`;
+}
+
+/** uploadProblem says in words for people why an upload (or fetching an image) failed. */
+export function uploadProblem(err: unknown): string {
+  if (!(err instanceof ApiError)) return err instanceof Error && err.message !== "" ? err.message : "Something went wrong.";
+  switch (err.code) {
+    case "unsupported_type":
+      return "Not an image natter takes: send a PNG, JPEG, GIF or WebP file.";
+    case "too_large":
+      return `The image is too large: at most ${formatBytes(MAX_UPLOAD_BYTES)} and 40 megapixels.`;
+    case "corrupt_image":
+      return "The image is broken (cut short or damaged) and cannot be read.";
+    case "rate_limited":
+      return `Too many uploads. ${retryWait(err.retryAfter)}`;
+    case "unauthorized":
+    case "forbidden":
+      return "You cannot share images in this room right now (your access to it has ended). Try again.";
+    case "unknown_room":
+    case "room_closed":
+      return "The room has closed.";
+    case "not_found":
+      return "The image is gone (its room may have closed).";
+    case "network":
+    case "aborted":
+      return err.message;
+  }
+  if (err.status === 413) return `The image is too large: at most ${formatBytes(MAX_UPLOAD_BYTES)} and 40 megapixels.`;
+  return err.message;
+}
+
+/** uploadRetryable reports whether trying the same upload again may work. */
+export function uploadRetryable(err: unknown): boolean {
+  if (!(err instanceof ApiError)) return true;
+  return !["unsupported_type", "too_large", "corrupt_image", "unknown_room", "room_closed", "aborted"].includes(err.code) && err.status !== 413;
 }

@@ -55,7 +55,26 @@ export interface Room {
   members: number;
 }
 
-export type EntryType = "message" | "join" | "leave";
+/** The answer of POST /api/v1/rooms/{id}/uploads (docs/uploads.md). */
+export interface Upload {
+  upload_id: string;
+  url: string;
+  type: string;
+  width: number;
+  height: number;
+  size: number;
+}
+
+/** What an image message's entry says of its image, from the upload's metadata. */
+export interface ImageInfo {
+  id: string;
+  type: string;
+  width: number;
+  height: number;
+  size: number;
+}
+
+export type EntryType = "message" | "image" | "join" | "leave";
 
 /** A stored history entry, also what chat.<room>.msgs carries. */
 export interface Envelope {
@@ -65,6 +84,9 @@ export interface Envelope {
   type: EntryType;
   from: Member;
   text?: string;
+  /** An image message: the upload it shows, and what the gateway read of it. */
+  upload?: string;
+  image?: ImageInfo;
   sig?: string;
   sent_at: string;
 }
