@@ -31,6 +31,10 @@ const (
 	EInvalidCredentials = "invalid_credentials" // wrong username, password or code: never says which
 	ETOTPRequired       = "totp_required"       // the password was right; the account needs a code too
 	EInvalidCode        = "invalid_code"        // a two-factor code that does not verify
+
+	ECorruptImage  = "corrupt_image"  // an image that is truncated, broken or more than one file
+	EUnknownUpload = "unknown_upload" // an image message's upload does not exist or is another room's
+	EForbidden     = "forbidden"      // the credentials are good but not for this resource
 )
 
 // Error is an error with a stable code and a message safe to show a client.
