@@ -8,7 +8,7 @@ import * as api from "./api";
 import { backoff } from "./backoff";
 import { Follower, type HistoryPage } from "./follow";
 import { browserStore, loadIdentity, loadName, newIdentity, saveName, type Identity, type KeyValueStore } from "./identity";
-import { signMessage, verifyMessage } from "./sign";
+import { signImage, signMessage, verifyImage, verifyMessage } from "./sign";
 import { codePoints, newMessageId } from "./text";
 import { refreshDelay, retryDelay, tokenLifetime } from "./tokens";
 import {
@@ -19,12 +19,14 @@ import {
   type Envelope,
   type EntryType,
   type HistoryReply,
+  type ImageInfo,
   type JoinReply,
   type Member,
   type MemberEvent,
   type Reply,
   type Room,
   type TokenResponse,
+  type Upload,
 } from "./types";
 
 export type ConnState = "connecting" | "connected" | "reconnecting" | "offline";
@@ -40,17 +42,36 @@ export interface ViewEntry {
   own: boolean;
   /** The signature verified with the sender's key (join and leave: true). */
   verified: boolean;
+  /** An image message: the upload it shows (text is then its caption). */
+  upload?: string;
+  /** What the gateway read of the image: its type, size and dimensions. */
+  image?: ImageInfo;
+}
+
+/** An image of this user on its way: the file, how much of it has gone, and the upload once made. */
+export interface LocalImage {
+  name: string;
+  size: number;
+  /** The fraction of the upload sent, 0 to 1. */
+  progress: number;
+  upload: Upload | null;
 }
 
 /** A message of this user not yet in the room's history: sending, or refused. */
 export interface LocalMessage {
   id: string;
+  /** The text, or an image's caption. */
   text: string;
   sig: string;
-  status: "sending" | "failed";
+  /** Uploading: an image's bytes are on their way to the TVM; sending: the message to the gateway. */
+  status: "uploading" | "sending" | "failed";
+  /** An image message. */
+  image?: LocalImage;
   /** Sending waits for the connection to come back. */
   waiting?: boolean;
   error?: string;
+  /** The code of the refusal (unsupported_type, too_large…), for tests and styling. */
+  errorCode?: string;
   /** Whether sending it again may work (a timeout, say, not a refusal of the text). */
   retryable: boolean;
 }
@@ -406,6 +427,17 @@ export class Session {
     this.room?.send(text);
   }
 
+  /** sendImage uploads file to the open room, then sends it as an image message with caption. */
+  sendImage(file: File, caption: string): void {
+    this.room?.sendImage(file, caption);
+  }
+
+  /** loadImage reads an image of the open room with its token. */
+  loadImage(uploadId: string, signal?: AbortSignal): Promise<Blob> {
+    if (this.room === null) return Promise.reject(new Error("Not in a room."));
+    return this.room.loadImage(uploadId, signal);
+  }
+
   retry(localId: string): void {
     this.room?.retry(localId);
   }
@@ -485,7 +517,11 @@ class RoomConnection {
   /** When the next token renewal is due (timers of hidden pages run late). */
   private refreshDue = { at: 0, expiresAt: 0, attempt: 0 };
   /** Sends not answered yet, by message id: the latest attempt of each, and the connection it went out on. */
-  private readonly inflight = new Map<string, { id: string; text: string; sig: string; epoch: number; attempt: object }>();
+  private readonly inflight = new Map<string, { id: string; body: SendBody; epoch: number; attempt: object }>();
+  /** The files of images being sent, by message id, kept until the message is in the history. */
+  private readonly files = new Map<string, File>();
+  /** Uploads under way, by message id, to call off when the message is removed. */
+  private readonly uploads = new Map<string, api.UploadRequest>();
   /** Ids of sends acknowledged, whose entry has not arrived yet. */
   private readonly acked = new Set<string>();
 
@@ -557,7 +593,7 @@ class RoomConnection {
     if (stale.length === 0) return;
     const ids = new Set(stale.map((f) => f.id));
     this.update((r) => ({ ...r, local: r.local.map((l) => (ids.has(l.id) ? { ...l, waiting: false } : l)) }));
-    for (const f of stale) void this.transmit(f.id, f.text, f.sig);
+    for (const f of stale) void this.transmit(f.id, f.body);
   }
 
   /** open enters the room: its name, a token for it, a connection, join, history. */
@@ -831,17 +867,18 @@ class RoomConnection {
     this.verifyChain = this.verifyChain.then(async () => {
       const views = await Promise.all(entries.map((e) => this.view(e)));
       if (this.stopped) return;
-      for (const v of views) if (v.type === "message") this.typingUntil.delete(v.from.id);
+      for (const v of views) if (isChat(v.type)) this.typingUntil.delete(v.from.id);
       const typing = this.typingIds();
       const arrived = new Set(views.filter((v) => v.own).map((v) => v.id));
       for (const id of arrived) {
         this.acked.delete(id);
         this.inflight.delete(id); // here already: no need to send it again
+        this.files.delete(id);
       }
       const announce = live ? views.filter((v) => !v.own) : [];
       // A member who took a new name rejoins without an event: their live
       // messages carry the name they have now.
-      const names = new Map(live ? views.filter((v) => v.type === "message").map((v) => [v.from.id, v.from]) : []);
+      const names = new Map(live ? views.filter((v) => isChat(v.type)).map((v) => [v.from.id, v.from]) : []);
       this.update((r) => {
         let all = r.entries.concat(views);
         if (all.length > MAX_VIEW_ENTRIES) all = all.slice(all.length - MAX_VIEW_ENTRIES);
@@ -861,9 +898,14 @@ class RoomConnection {
   private async view(e: Envelope): Promise<ViewEntry> {
     const own = e.from.id === this.me?.id;
     const base = { seq: e.seq, type: e.type, from: e.from, sentAt: e.sent_at, own };
-    if (e.type !== "message") return { ...base, id: "", text: "", verified: true };
+    if (!isChat(e.type)) return { ...base, id: "", text: "", verified: true };
     const text = e.text ?? "";
     const id = e.id ?? "";
+    if (e.type === "image") {
+      const upload = e.upload ?? e.image?.id ?? "";
+      const verified = await verifyImage(e.from.id, this.id, id, upload, text, e.sig ?? "");
+      return { ...base, id, text, verified, upload, image: e.image };
+    }
     const verified = await verifyMessage(e.from.id, this.id, id, text, e.sig ?? "");
     return { ...base, id, text, verified };
   }
@@ -874,7 +916,81 @@ class RoomConnection {
     const sig = signMessage(this.me.identity.keyPair, this.id, id, text);
     this.lastTypingSent = 0;
     this.update((r) => ({ ...r, local: [...r.local, { id, text, sig, status: "sending", retryable: false }] }));
-    void this.transmit(id, text, sig);
+    void this.transmit(id, { id, text, sig });
+  }
+
+  /**
+   * sendImage shows the image as this user's message at once, uploads it
+   * (the progress on show), then signs and sends the message that points
+   * at the upload. The file is kept for a retry until the message is in
+   * the history.
+   */
+  sendImage(file: File, caption: string): void {
+    if (this.me === null || this.stopped) return;
+    const id = newMessageId();
+    this.files.set(id, file);
+    this.lastTypingSent = 0;
+    const image: LocalImage = { name: file.name, size: file.size, progress: 0, upload: null };
+    this.update((r) => ({ ...r, local: [...r.local, { id, text: caption, sig: "", status: "uploading", image, retryable: false }] }));
+    void this.upload(id);
+  }
+
+  private setLocal(id: string, fn: (l: LocalMessage) => LocalMessage): void {
+    this.update((r) => ({ ...r, local: r.local.map((l) => (l.id === id ? fn(l) : l)) }));
+  }
+
+  private async upload(id: string): Promise<void> {
+    const file = this.files.get(id);
+    const me = this.me;
+    if (file === undefined || me === null) return;
+    const fail = (err: unknown) => {
+      this.setLocal(id, (l) => ({
+        ...l,
+        status: "failed",
+        error: api.uploadProblem(err),
+        errorCode: err instanceof api.ApiError ? err.code : undefined,
+        retryable: api.uploadRetryable(err),
+      }));
+    };
+    if (this.token === null) {
+      fail(new Error("Not connected to the room yet; try again in a moment."));
+      return;
+    }
+    let shown = 0;
+    const req = api.uploadImage(this.token.jwt, this.id, file, (sent, total) => {
+      // Whole percents: a render per progress event would be wasted.
+      const p = Math.floor((sent / Math.max(1, total)) * 100) / 100;
+      if (p === shown) return;
+      shown = p;
+      this.setLocal(id, (l) => (l.image === undefined ? l : { ...l, image: { ...l.image, progress: p } }));
+    });
+    this.uploads.set(id, req);
+    let up: Upload;
+    try {
+      up = await req.done;
+    } catch (err) {
+      if (this.uploads.get(id) !== req || this.stopped) return; // called off, or the room left
+      this.uploads.delete(id);
+      fail(err);
+      const gone = asGone(err);
+      if (gone !== null) this.gone(gone);
+      return;
+    } finally {
+      if (this.uploads.get(id) === req) this.uploads.delete(id);
+    }
+    const caption = this.session.getState().room?.local.find((l) => l.id === id)?.text;
+    if (this.stopped || caption === undefined) return; // removed meanwhile
+    const sig = signImage(me.identity.keyPair, this.id, id, up.upload_id, caption);
+    this.setLocal(id, (l) =>
+      l.image === undefined ? l : { ...l, sig, status: "sending", image: { ...l.image, progress: 1, upload: up } },
+    );
+    void this.transmit(id, { id, type: "image", upload: up.upload_id, text: caption, sig });
+  }
+
+  /** loadImage reads an image of this room with the room's token. */
+  loadImage(uploadId: string, signal?: AbortSignal): Promise<Blob> {
+    if (this.token === null) return Promise.reject(new Error("Not connected to the room yet."));
+    return api.fetchImage(this.token.jwt, uploadId, signal);
   }
 
   retry(localId: string): void {
@@ -887,19 +1003,32 @@ class RoomConnection {
         return { ...l, status: "sending", error: undefined, retryable: false };
       }),
     }));
+    if (found === undefined) return;
+    if (found.image !== undefined && found.image.upload === null) {
+      // The upload itself failed: upload again.
+      this.setLocal(localId, (l) => ({ ...l, status: "uploading", image: l.image && { ...l.image, progress: 0 } }));
+      void this.upload(localId);
+      return;
+    }
     // The same id: should the first try have been stored after all, the
     // gateway answers with its ack and stores nothing twice.
-    if (found !== undefined) void this.transmit(found.id, found.text, found.sig);
+    void this.transmit(found.id, sendBody(found));
   }
 
   dismiss(localId: string): void {
+    const up = this.uploads.get(localId);
+    this.uploads.delete(localId);
+    up?.abort();
+    this.files.delete(localId);
     this.inflight.delete(localId);
-    this.update((r) => ({ ...r, local: r.local.filter((l) => l.id !== localId || l.status !== "failed") }));
+    // A message on its way to the gateway may be stored already; only a
+    // failed one, or an image still uploading, is gone for sure.
+    this.update((r) => ({ ...r, local: r.local.filter((l) => l.id !== localId || l.status === "sending") }));
   }
 
-  private async transmit(id: string, text: string, sig: string, again = false): Promise<void> {
+  private async transmit(id: string, body: SendBody, again = false): Promise<void> {
     const attempt = {};
-    this.inflight.set(id, { id, text, sig, epoch: this.epoch, attempt });
+    this.inflight.set(id, { id, body, epoch: this.epoch, attempt });
     const fail = (error: string, retryable: boolean) => {
       this.inflight.delete(id);
       this.update((r) => ({
@@ -908,7 +1037,7 @@ class RoomConnection {
       }));
     };
     try {
-      const ack = await this.request<Ack>("send", { id, text, sig });
+      const ack = await this.request<Ack>("send", body);
       // Whichever attempt is answered first: the message is stored.
       this.inflight.delete(id);
       if (this.isLocal(id)) this.acked.add(id);
@@ -923,7 +1052,7 @@ class RoomConnection {
         // Presence ran out while away: join again, then send once more.
         try {
           await this.join();
-          void this.transmit(id, text, sig, true);
+          void this.transmit(id, body, true);
         } catch (e) {
           this.onBackgroundError(e);
           fail(err.message, true);
@@ -998,6 +1127,8 @@ class RoomConnection {
   stop(leave: boolean): void {
     if (this.stopped) return;
     this.stopped = true;
+    for (const up of this.uploads.values()) up.abort();
+    this.uploads.clear();
     this.follower.stop();
     clearTimeout(this.refreshTimer);
     clearInterval(this.heartbeatTimer);
@@ -1062,7 +1193,22 @@ export function problemText(err: unknown): string {
 function announcementText(v: ViewEntry): string {
   if (v.type === "join") return `${v.from.name} joined`;
   if (v.type === "leave") return `${v.from.name} left`;
+  if (v.type === "image") return v.text === "" ? `${v.from.name} sent an image` : `${v.from.name} sent an image: ${v.text}`;
   return `${v.from.name}: ${v.text}`;
+}
+
+/** isChat reports whether entries of type t are something a member sent (signed), not presence. */
+function isChat(t: EntryType): boolean {
+  return t === "message" || t === "image";
+}
+
+/** What chat.<room>.send.<user> carries: a text message, or an image message. */
+type SendBody = { id: string; text: string; sig: string } | { id: string; type: "image"; upload: string; text: string; sig: string };
+
+/** sendBody is the request that sends l (again). */
+function sendBody(l: LocalMessage): SendBody {
+  if (l.image?.upload != null) return { id: l.id, type: "image", upload: l.image.upload.upload_id, text: l.text, sig: l.sig };
+  return { id: l.id, text: l.text, sig: l.sig };
 }
 
 function isMember(m: unknown): m is Member {
@@ -1076,10 +1222,17 @@ function isEnvelope(e: unknown): e is Envelope {
     typeof v.room === "string" &&
     Number.isSafeInteger(v.seq) &&
     v.seq > 0 &&
-    (v.type === "message" || v.type === "join" || v.type === "leave") &&
+    (v.type === "message" || v.type === "image" || v.type === "join" || v.type === "leave") &&
+    (v.image === undefined || isImageInfo(v.image)) &&
     isMember(v.from) &&
     typeof v.sent_at === "string"
   );
+}
+
+function isImageInfo(i: unknown): i is ImageInfo {
+  if (typeof i !== "object" || i === null) return false;
+  const v = i as ImageInfo;
+  return typeof v.id === "string" && typeof v.type === "string" && typeof v.width === "number" && typeof v.height === "number";
 }
 
 function sortMembers(members: Member[]): Member[] {
