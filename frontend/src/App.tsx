@@ -71,6 +71,8 @@ export function App({ session }: { session: Session }) {
     return copyText(window.location.origin + roomPath(roomId));
   }, [roomId]);
   const onSend = useCallback((text: string) => session.send(text), [session]);
+  const onSendImage = useCallback((file: File, caption: string) => session.sendImage(file, caption), [session]);
+  const loadImage = useCallback((id: string, signal: AbortSignal) => session.loadImage(id, signal), [session]);
   const onTyping = useCallback(() => session.typing(), [session]);
   const onRetry = useCallback((id: string) => session.retry(id), [session]);
   const onDismiss = useCallback((id: string) => session.dismiss(id), [session]);
@@ -90,6 +92,8 @@ export function App({ session }: { session: Session }) {
         onBack={onBack}
         onCopyLink={onCopyLink}
         onSend={onSend}
+        onSendImage={onSendImage}
+        loadImage={loadImage}
         onTyping={onTyping}
         onRetry={onRetry}
         onDismiss={onDismiss}

@@ -3,7 +3,9 @@ import { memo, useCallback, useLayoutEffect, useRef, useState } from "react";
 import type { LocalMessage, ViewEntry } from "../nats";
 import { colourIndex, initials, linkify } from "../text";
 import type { Member } from "../types";
-import { CheckIcon, WarningIcon } from "./Icons";
+import { formatBytes } from "../api";
+import { CheckIcon, ImageIcon, WarningIcon } from "./Icons";
+import { ImageThumb, Lightbox, type LoadImage, type OpenImage } from "./Images";
 import { RegisteredMark } from "./Registered";
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -40,7 +42,13 @@ function Avatar({ member }: { member: Member }) {
   );
 }
 
-const Entry = memo(function Entry({ e }: { e: ViewEntry }) {
+interface EntryProps {
+  e: ViewEntry;
+  loadImage: LoadImage;
+  onOpenImage: (img: OpenImage) => void;
+}
+
+const Entry = memo(function Entry({ e, loadImage, onOpenImage }: EntryProps) {
   const t = formatTime(e.sentAt);
   const common = {
     "data-testid": "entry",
@@ -52,7 +60,7 @@ const Entry = memo(function Entry({ e }: { e: ViewEntry }) {
     "data-registered": String(e.from.verified === true),
   };
   const mark = e.from.verified === true ? <RegisteredMark size={15} /> : null;
-  if (e.type !== "message") {
+  if (e.type !== "message" && e.type !== "image") {
     return (
       <li {...common} className="entry entry-event">
         <span className="event-line">
@@ -94,7 +102,16 @@ const Entry = memo(function Entry({ e }: { e: ViewEntry }) {
             Signature check failed: this message may not be from {e.from.name}.
           </p>
         )}
-        <p data-testid="entry-text" className="text" dir="auto">
+        {e.type === "image" && (
+          <ImageThumb
+            uploadId={e.upload ?? ""}
+            info={e.image}
+            alt={e.text !== "" ? e.text : `Image from ${e.from.name}`}
+            load={loadImage}
+            onOpen={onOpenImage}
+          />
+        )}
+        <p data-testid="entry-text" className={e.type === "image" ? "text caption" : "text"} dir="auto">
           <MessageText text={e.text} />
         </p>
       </div>
@@ -121,7 +138,8 @@ const Pending = memo(function Pending({ m, author, registered, onRetry, onDismis
       data-verified="true"
       data-registered={String(registered)}
       data-status={m.status}
-      className={`entry entry-msg own ${failed ? "failed" : "sending"}`}
+      data-error-code={m.errorCode}
+      className={`entry entry-msg own ${failed ? "failed" : "sending"}${m.image !== undefined ? " image" : ""}`}
     >
       <div className="bubble">
         <div className="meta">
@@ -130,10 +148,34 @@ const Pending = memo(function Pending({ m, author, registered, onRetry, onDismis
           </span>
           {registered && <RegisteredMark size={15} />}
           <span data-testid="entry-time" className="status-text">
-            {failed ? "Not sent" : m.waiting ? "Waiting for the connection…" : "Sending…"}
+            {failed ? "Not sent" : m.waiting ? "Waiting for the connection…" : m.status === "uploading" ? "Uploading…" : "Sending…"}
           </span>
         </div>
-        <p data-testid="entry-text" className="text" dir="auto">
+        {m.image !== undefined && (
+          <div className="upload-card">
+            <ImageIcon size={20} />
+            <div className="upload-info">
+              <span className="upload-name">{m.image.name}</span>
+              <span className="upload-size">{formatBytes(m.image.size)}</span>
+              {m.status === "uploading" && (
+                <progress
+                  className="upload-progress"
+                  data-testid="upload-progress"
+                  max={1}
+                  value={m.image.progress}
+                  aria-label={`Uploading ${m.image.name}`}
+                  aria-valuetext={`${Math.round(m.image.progress * 100)}%`}
+                />
+              )}
+            </div>
+            {m.status === "uploading" && (
+              <button type="button" className="btn btn-small btn-ghost upload-cancel" data-testid="upload-cancel" onClick={() => onDismiss(m.id)}>
+                Cancel
+              </button>
+            )}
+          </div>
+        )}
+        <p data-testid="entry-text" className={m.image !== undefined ? "text caption" : "text"} dir="auto">
           <MessageText text={m.text} />
         </p>
         {failed && (
@@ -166,6 +208,7 @@ interface ListProps {
   registered: boolean;
   onRetry: (id: string) => void;
   onDismiss: (id: string) => void;
+  loadImage: LoadImage;
 }
 
 /**
@@ -173,7 +216,9 @@ interface ListProps {
  * way. It stays scrolled to the newest entry unless the person scrolled up
  * to read, and then offers a way down.
  */
-export function MessageList({ entries, local, loading, myName, registered, onRetry, onDismiss }: ListProps) {
+export function MessageList({ entries, local, loading, myName, registered, onRetry, onDismiss, loadImage }: ListProps) {
+  const [openImage, setOpenImage] = useState<OpenImage | null>(null);
+  const closeImage = useCallback(() => setOpenImage(null), []);
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const [unseen, setUnseen] = useState(0);
@@ -218,7 +263,7 @@ export function MessageList({ entries, local, loading, myName, registered, onRet
       )}
       <ol className="message-list" data-testid="message-list">
         {entries.map((e) => (
-          <Entry key={e.seq} e={e} />
+          <Entry key={e.seq} e={e} loadImage={loadImage} onOpenImage={setOpenImage} />
         ))}
         {local.map((m) => (
           <Pending key={m.id} m={m} author={myName} registered={registered} onRetry={onRetry} onDismiss={onDismiss} />
@@ -229,6 +274,7 @@ export function MessageList({ entries, local, loading, myName, registered, onRet
           {unseen === 1 ? "1 new message" : `${unseen} new messages`} ↓
         </button>
       )}
+      <Lightbox image={openImage} onClose={closeImage} />
     </div>
   );
 }

@@ -1,9 +1,11 @@
-import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useEffect, useRef, useState, type ClipboardEvent, type DragEvent, type FormEvent, type KeyboardEvent } from "react";
 
+import { checkUpload, formatBytes } from "../api";
 import type { RoomState } from "../nats";
 import { codePoints } from "../text";
 import { MAX_MESSAGE_CHARS, type Member } from "../types";
-import { BackIcon, LinkIcon, MoonIcon, PeopleIcon, SearchIcon } from "./Icons";
+import { BackIcon, CloseIcon, ImageIcon, LinkIcon, MoonIcon, PaperclipIcon, PeopleIcon, SearchIcon } from "./Icons";
+import type { LoadImage } from "./Images";
 import { MessageList } from "./Messages";
 import { RegisteredMark } from "./Registered";
 
@@ -11,9 +13,34 @@ export interface RoomActions {
   onBack: () => void;
   onCopyLink: () => Promise<boolean>;
   onSend: (text: string) => void;
+  /** Uploads an image and sends it with a caption (maybe empty). */
+  onSendImage: (file: File, caption: string) => void;
+  loadImage: LoadImage;
   onTyping: () => void;
   onRetry: (id: string) => void;
   onDismiss: (id: string) => void;
+}
+
+/** The image waiting in the composer to go with the next send, or why a file was not taken. */
+interface Attachment {
+  file: File | null;
+  error: string | null;
+}
+
+/**
+ * pickAttachment takes the first of files (a drop or a paste may bring
+ * several): the file to attach, or why it cannot go, before a byte is sent.
+ */
+export function pickAttachment(files: readonly { name: string; size: number }[]): { index: number; error: string | null } {
+  if (files.length === 0) return { index: -1, error: null };
+  const error = checkUpload(files[0]!);
+  if (error !== null) return { index: -1, error };
+  return { index: 0, error: files.length > 1 ? "One image at a time: the first one is attached." : null };
+}
+
+/** hasFiles reports whether a drag carries files (not text or a link from the page). */
+function hasFiles(e: DragEvent): boolean {
+  return Array.from(e.dataTransfer.types).includes("Files");
 }
 
 interface RoomProps extends RoomActions {
@@ -26,7 +53,36 @@ interface RoomProps extends RoomActions {
 
 export function RoomView({ room, meId, myName, registered, ...actions }: RoomProps) {
   const [showMembers, setShowMembers] = useState(false);
+  const [attachment, setAttachment] = useState<Attachment>({ file: null, error: null });
+  const [dragging, setDragging] = useState(false);
   const loading = room.phase === "loading";
+  const attach = (files: File[]) => {
+    const pick = pickAttachment(files);
+    if (pick.index < 0 && pick.error === null) return;
+    setAttachment((a) => ({ file: pick.index >= 0 ? files[pick.index]! : a.file, error: pick.error }));
+  };
+  const dragProps = {
+    onDragEnter: (e: DragEvent) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      setDragging(true);
+    },
+    onDragOver: (e: DragEvent) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "copy";
+    },
+    onDragLeave: (e: DragEvent) => {
+      // Leaving for a child is no leaving.
+      if (!(e.relatedTarget instanceof Node && e.currentTarget.contains(e.relatedTarget))) setDragging(false);
+    },
+    onDrop: (e: DragEvent) => {
+      setDragging(false);
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      attach(Array.from(e.dataTransfer.files));
+    },
+  };
   return (
     <main className="room" id="main">
       <div className="room-bar">
@@ -54,7 +110,13 @@ export function RoomView({ room, meId, myName, registered, ...actions }: RoomPro
         </p>
       )}
       <div className="room-body">
-        <section className="chat" aria-label="Conversation">
+        <section className={dragging ? "chat dragging" : "chat"} aria-label="Conversation" data-testid="conversation" {...dragProps}>
+          {dragging && (
+            <div className="drop-overlay" aria-hidden="true">
+              <ImageIcon size={28} />
+              Drop an image to attach it
+            </div>
+          )}
           <MessageList
             entries={room.entries}
             local={room.local}
@@ -63,13 +125,18 @@ export function RoomView({ room, meId, myName, registered, ...actions }: RoomPro
             registered={registered}
             onRetry={actions.onRetry}
             onDismiss={actions.onDismiss}
+            loadImage={actions.loadImage}
           />
           <Typing ids={room.typing} members={room.members} />
           <Composer
             roomName={room.name || room.id}
             disabled={loading}
             onSend={actions.onSend}
+            onSendImage={actions.onSendImage}
             onTyping={actions.onTyping}
+            attachment={attachment}
+            onAttach={attach}
+            onClearAttachment={() => setAttachment({ file: null, error: null })}
           />
         </section>
         <aside
@@ -151,7 +218,11 @@ interface ComposerProps {
   roomName: string;
   disabled: boolean;
   onSend: (text: string) => void;
+  onSendImage: (file: File, caption: string) => void;
   onTyping: () => void;
+  attachment: Attachment;
+  onAttach: (files: File[]) => void;
+  onClearAttachment: () => void;
 }
 
 /** tooLongText is the composer's error for a message over the limit. */
@@ -159,14 +230,29 @@ export function tooLongText(count: number): string {
   return `Too long: ${count} of ${MAX_MESSAGE_CHARS} characters`;
 }
 
-function Composer({ roomName, disabled, onSend, onTyping }: ComposerProps) {
+function Composer({ roomName, disabled, onSend, onSendImage, onTyping, attachment, onAttach, onClearAttachment }: ComposerProps) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
   const area = useRef<HTMLTextAreaElement>(null);
+  const picker = useRef<HTMLInputElement>(null);
   const count = codePoints(text);
   const left = MAX_MESSAGE_CHARS - count;
   const over = left < 0;
-  const shownError = over ? tooLongText(count) : error;
+  const file = attachment.file;
+  const shownError = over ? tooLongText(count) : (error ?? attachment.error);
+
+  // Attached: the next keys are the caption, and Enter sends both.
+  useEffect(() => {
+    if (file !== null) area.current?.focus();
+  }, [file]);
+
+  const onPaste = (e: ClipboardEvent<HTMLTextAreaElement>) => {
+    const images = Array.from(e.clipboardData.files).filter((f) => f.type.startsWith("image/"));
+    if (images.length === 0) return; // text: pasted as usual
+    e.preventDefault();
+    setError(null);
+    onAttach(images);
+  };
 
   useEffect(() => {
     // Not on touch screens, where focus would pop up the keyboard over the messages.
@@ -180,12 +266,14 @@ function Composer({ roomName, disabled, onSend, onTyping }: ComposerProps) {
       return;
     }
     const message = text.trim();
-    if (message === "") return;
+    if (message === "" && file === null) return;
     if (disabled) {
       setError("Still connecting to the room; try again in a moment.");
       return;
     }
-    onSend(message);
+    if (file !== null) onSendImage(file, message);
+    else onSend(message);
+    onClearAttachment();
     setText("");
     setError(null);
     area.current?.focus();
@@ -210,14 +298,61 @@ function Composer({ roomName, disabled, onSend, onTyping }: ComposerProps) {
 
   return (
     <form className="composer" onSubmit={send}>
+      <div className="attachment-slot" aria-live="polite">
+        {file !== null && (
+          <div className="attachment" data-testid="attachment">
+            <ImageIcon size={18} />
+            <span className="attachment-name">{file.name || "Pasted image"}</span>
+            <span className="attachment-size">{formatBytes(file.size)}</span>
+            <button
+              type="button"
+              className="btn btn-small btn-ghost attachment-remove"
+              data-testid="attachment-remove"
+              aria-label={`Remove ${file.name || "the image"}`}
+              onClick={() => {
+                onClearAttachment();
+                area.current?.focus();
+              }}
+            >
+              <CloseIcon size={15} />
+            </button>
+          </div>
+        )}
+      </div>
       <div className={over ? "composer-box over" : "composer-box"}>
+        <button
+          type="button"
+          className="btn btn-ghost attach"
+          data-testid="attach-button"
+          aria-label="Attach an image"
+          title="Attach an image (or paste one, or drop it on the conversation)"
+          onClick={() => picker.current?.click()}
+        >
+          <PaperclipIcon />
+        </button>
+        {/* The server reads the type from the bytes; accept only steers the picker. */}
+        <input
+          ref={picker}
+          type="file"
+          className="visually-hidden"
+          data-testid="attach-input"
+          accept="image/png,image/jpeg,image/gif,image/webp"
+          tabIndex={-1}
+          aria-hidden="true"
+          onChange={(e) => {
+            const files = Array.from(e.target.files ?? []);
+            e.target.value = ""; // the same file again is a change too
+            setError(null);
+            onAttach(files);
+          }}
+        />
         <textarea
           ref={area}
           className="composer-input"
           data-testid="composer"
           rows={1}
           value={text}
-          placeholder={`Message ${roomName}`}
+          placeholder={file !== null ? "Add a caption (optional)" : `Message ${roomName}`}
           aria-label={`Message ${roomName}`}
           aria-invalid={over}
           aria-describedby="char-counter composer-hint"
@@ -228,6 +363,7 @@ function Composer({ roomName, disabled, onSend, onTyping }: ComposerProps) {
           }}
           onKeyDown={onKeyDown}
           onKeyPress={onKeyPress}
+          onPaste={onPaste}
         />
         {/* Never disabled: a click on an over-long message explains why it was not sent. */}
         <button type="submit" className={over ? "btn btn-primary send blocked" : "btn btn-primary send"} data-testid="send-button">
