@@ -91,6 +91,7 @@ export function ImageThumb({ uploadId, info, alt, load, onOpen }: ThumbProps) {
         <button
           type="button"
           className="thumb-open"
+          data-testid="entry-image-open"
           aria-label={`Open image${dims ? ` (${dims})` : ""}: ${alt}`}
           onClick={() => onOpen({ url: loaded.url, alt, width: info?.width ?? 0, height: info?.height ?? 0 })}
         >
