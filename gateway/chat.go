@@ -98,6 +98,7 @@ type chat struct {
 
 	rooms, history, presence   jetstream.KeyValue
 	accounts                   *Users
+	uploads                    *Uploads
 	roomsStream, historyStream jetstream.Stream
 	presenceStream, msgLog     jetstream.Stream
 	roomView, presenceView     *view
@@ -208,6 +209,9 @@ func (c *chat) provision(ctx context.Context, replicas int) error {
 		return fmt.Errorf("provision bucket %s: %w", natter.BucketKeys, err)
 	}
 	c.accounts = &Users{users: users, keys: keys, log: c.log}
+	if err := c.provisionUploads(ctx, replicas); err != nil {
+		return err
+	}
 
 	// Resending a message id within the window returns the first ack:
 	// JetStream deduplicates on Nats-Msg-Id.

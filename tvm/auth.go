@@ -17,21 +17,31 @@ import (
 // signature is checked by decoding, so the tag is as trustworthy as the
 // rest of the token.
 func (s *Server) bearerUser(c echo.Context) (string, error) {
-	tok, err := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+	uc, err := s.bearerClaims(c)
 	if err != nil {
-		return "", err
-	}
-	uc, err := jwt.DecodeUserClaims(tok)
-	if err != nil {
-		return "", &natter.Error{Code: natter.EUnauthorized, Message: "bearer token is not a valid natter token (a NATS user JWT from POST /api/v1/token)", Err: err}
-	}
-	if err := s.checkClaims(uc, time.Now()); err != nil {
 		return "", err
 	}
 	if id, ok := natter.UserOfTags(uc.Tags); ok {
 		return id, nil
 	}
 	return uc.Subject, nil
+}
+
+// bearerClaims returns the claims of the natter token in a request's
+// Authorization: Bearer header, checked as bearerUser checks them.
+func (s *Server) bearerClaims(c echo.Context) (*jwt.UserClaims, error) {
+	tok, err := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+	if err != nil {
+		return nil, err
+	}
+	uc, err := jwt.DecodeUserClaims(tok)
+	if err != nil {
+		return nil, &natter.Error{Code: natter.EUnauthorized, Message: "bearer token is not a valid natter token (a NATS user JWT from POST /api/v1/token)", Err: err}
+	}
+	if err := s.checkClaims(uc, time.Now()); err != nil {
+		return nil, err
+	}
+	return uc, nil
 }
 
 // bearerToken extracts the token of an Authorization header.

@@ -41,6 +41,9 @@ var statusOf = map[string]int{
 	natter.EInvalidCredentials: http.StatusUnauthorized,
 	natter.ETOTPRequired:       http.StatusUnauthorized,
 	natter.EInvalidCode:        http.StatusBadRequest,
+	natter.ECorruptImage:       http.StatusBadRequest,
+	natter.EUnknownUpload:      http.StatusBadRequest,
+	natter.EForbidden:          http.StatusForbidden,
 	natter.EInternal:           http.StatusInternalServerError,
 	natter.EUnavailable:        http.StatusServiceUnavailable,
 }

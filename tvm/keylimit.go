@@ -18,6 +18,7 @@ import (
 type keyLimiter struct {
 	store *middleware.RateLimiterMemoryStore
 	retry string // seconds until the next token is in the bucket, rounded up
+	what  string // what is limited, for the error message
 }
 
 func newKeyLimiter(r rate.Limit, burst int) *keyLimiter {
@@ -33,6 +34,7 @@ func newKeyLimiter(r rate.Limit, burst int) *keyLimiter {
 			Rate: r, Burst: burst, ExpiresIn: max(3*time.Minute, refill),
 		}),
 		retry: strconv.Itoa(max(1, int(math.Ceil(1/float64(r))))),
+		what:  "token requests",
 	}
 }
 
@@ -46,5 +48,5 @@ func (l *keyLimiter) allow(c echo.Context, key string) error {
 		return nil
 	}
 	c.Response().Header().Set("Retry-After", l.retry)
-	return natter.Errorf(natter.ERateLimited, "too many token requests for this public key; retry in %ss", l.retry)
+	return natter.Errorf(natter.ERateLimited, "too many %s for this public key; retry in %ss", l.what, l.retry)
 }

@@ -65,6 +65,14 @@ type Config struct {
 	// LoginLimits bound failed logins per username and per address.
 	LoginLimits LoginLimits
 
+	// Uploads keeps uploaded images. When nil the TVM serves no upload
+	// routes. UploadMaxBytes bounds an image's file (0:
+	// DefaultUploadMaxBytes) and UploadRate the uploads of one user key a
+	// minute (0: DefaultUploadRate).
+	Uploads        UploadStore
+	UploadMaxBytes int64
+	UploadRate     int
+
 	// Ready reports whether NATS and JetStream are usable, for /readyz.
 	Ready func(context.Context) error
 
@@ -91,6 +99,10 @@ type Server struct {
 	sessionKey []byte
 	hasher     *hasher
 	logins     *loginLimiter
+
+	// Uploads, when cfg.Uploads is set.
+	linkKey []byte
+	uploads *keyLimiter
 
 	echo *echo.Echo
 	http *http.Server
@@ -125,6 +137,24 @@ func New(cfg Config) *Server {
 		s.hasher = newHasher(cfg.PasswordParams, runtime.GOMAXPROCS(0))
 		s.logins = newLoginLimiter(cfg.LoginLimits)
 		s.cfg = cfg
+	}
+	if cfg.Uploads != nil {
+		if cfg.SigningKey == nil {
+			panic("tvm: Config.Uploads needs Config.SigningKey")
+		}
+		key, err := uploadLinkKey(cfg.SigningKey)
+		if err != nil {
+			panic("tvm: " + err.Error())
+		}
+		s.linkKey = key
+		if s.cfg.UploadMaxBytes <= 0 {
+			s.cfg.UploadMaxBytes = DefaultUploadMaxBytes
+		}
+		if s.cfg.UploadRate <= 0 {
+			s.cfg.UploadRate = DefaultUploadRate
+		}
+		s.uploads = newKeyLimiter(rate.Every(time.Minute/time.Duration(s.cfg.UploadRate)), s.cfg.UploadRate)
+		s.uploads.what = "uploads"
 	}
 	if cfg.SigningKey != nil {
 		if signer, err := NewSigner(cfg.SigningKey); err == nil {
@@ -164,6 +194,9 @@ func New(cfg Config) *Server {
 	e.GET("/api/v1/stats", s.stats, api...)
 	if cfg.Users != nil {
 		s.accountRoutes(e, api)
+	}
+	if cfg.Uploads != nil {
+		s.uploadRoutes(e)
 	}
 	if cfg.App != nil {
 		serve := echo.WrapHandler(cfg.App)

@@ -43,6 +43,7 @@ func RunServerWith(tb testing.TB, gcfg gateway.Config) *Server {
 		TokenTTL:   time.Hour,
 		WSPort:     gw.WebSocketPort(),
 		Rooms:      gw,
+		Uploads:    gw.Uploads(),
 		Ready:      gw.Ready,
 	}).Handler())
 	tb.Cleanup(srv.Close)

@@ -1,0 +1,92 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strings"
+
+	"github.com/natterchat/natter"
+)
+
+// Upload sends an image to room as the bearer of tok, as the file name;
+// the TVM decides its type from its bytes.
+func (a *API) Upload(ctx context.Context, tok *Token, room, name string, data []byte) (natter.UploadResponse, error) {
+	var up natter.UploadResponse
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("file", name)
+	if err != nil {
+		return up, err
+	}
+	if _, err := fw.Write(data); err != nil {
+		return up, err
+	}
+	if err := mw.Close(); err != nil {
+		return up, err
+	}
+	url := strings.TrimRight(a.BaseURL, "/") + "/api/v1/rooms/" + room + "/uploads"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, &body)
+	if err != nil {
+		return up, err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+tok.JWT)
+	hc := a.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return up, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return up, apiError(resp)
+	}
+	return up, json.NewDecoder(resp.Body).Decode(&up)
+}
+
+// UploadLink asks for a short-lived signed link to an upload, for <img>
+// tags that cannot send a token.
+func (a *API) UploadLink(ctx context.Context, tok *Token, upload string) (natter.UploadLink, error) {
+	var l natter.UploadLink
+	err := a.do(ctx, http.MethodGet, natter.UploadPath(upload)+"/link", tok.JWT, nil, &l)
+	return l, err
+}
+
+// FetchUpload reads an upload's bytes with tok.
+func (a *API) FetchUpload(ctx context.Context, tok *Token, upload string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.BaseURL, "/")+natter.UploadPath(upload), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.JWT)
+	hc := a.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, apiError(resp)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// apiError reads the error answer of resp.
+func apiError(resp *http.Response) error {
+	var e struct{ Error APIError }
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		return fmt.Errorf("%s %s: status %d with an undecodable body: %w", resp.Request.Method, resp.Request.URL, resp.StatusCode, err)
+	}
+	e.Error.Status = resp.StatusCode
+	return &e.Error
+}
