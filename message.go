@@ -65,8 +65,12 @@ type TokenResponse struct {
 // SendRequest is the payload of chat.<room>.send.<user>.
 type SendRequest struct {
 	ID   string `json:"id"`   // client message id, unique per sender
-	Text string `json:"text"` // the message
-	Sig  string `json:"sig"`  // base64url (no padding) ed25519 signature of SignedPayload
+	Text string `json:"text"` // the message, or an image's caption (may be empty)
+	Sig  string `json:"sig"`  // base64url (no padding) ed25519 signature of SignedPayload or SignedImagePayload
+	// Type is absent (or "message") for a text message, "image" for an
+	// image message, whose Upload is the id of an upload of the room.
+	Type   string `json:"type,omitempty"`
+	Upload string `json:"upload,omitempty"`
 }
 
 // Member is a user as the room knows it.
@@ -89,6 +93,8 @@ type Envelope struct {
 	Text   string    `json:"text,omitempty"`
 	Sig    string    `json:"sig,omitempty"`
 	SentAt time.Time `json:"sent_at"`
+	// Image is the upload of an image entry, from its stored metadata.
+	Image *Image `json:"image,omitempty"`
 }
 
 // ErrorBody is the error part of a pipeline reply and of an HTTP error.

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,8 +11,31 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/nats-io/nuid"
+
 	"github.com/natterchat/natter"
 )
+
+// SignImage signs an image message for room under id, pointing at upload,
+// with an optional caption.
+func (u *Identity) SignImage(room, id, upload, caption string) (string, error) {
+	sig, err := u.Key.Sign(natter.SignedImagePayload(room, id, upload, caption))
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// SendImage sends an image message showing upload, an upload of room,
+// with an optional caption.
+func (c *Conn) SendImage(ctx context.Context, room, upload, caption string) (natter.Ack, error) {
+	id := nuid.Next()
+	sig, err := c.User.SignImage(room, id, upload, caption)
+	if err != nil {
+		return natter.Ack{}, err
+	}
+	return c.SendRaw(ctx, room, natter.SendRequest{ID: id, Type: natter.TypeImage, Upload: upload, Text: caption, Sig: sig})
+}
 
 // Upload sends an image to room as the bearer of tok, as the file name;
 // the TVM decides its type from its bytes.

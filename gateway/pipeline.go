@@ -201,16 +201,23 @@ func VerifySignature(user, room, id, text, sig string) error {
 // padding, line breaks and stray low bits, which other clients' decoders may
 // not; only the canonical form is stored, so every reader can verify it.
 func verifySignature(user, room, id, text, sig string) (string, error) {
+	return verifyPayload(user, natter.SignedPayload(room, id, text), sig, "room, id and text")
+}
+
+// verifyPayload checks sig, base64url ed25519 by user over payload, and
+// returns it in its canonical encoding; what names the payload's parts
+// for the error.
+func verifyPayload(user string, payload []byte, sig, what string) (string, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(sig, "="))
 	if err != nil || len(raw) != ed25519.SignatureSize {
 		return "", natter.Errorf(natter.EBadSignature, "sig must be a base64url ed25519 signature of %d bytes", ed25519.SignatureSize)
 	}
-	ok, err := verifyUser(user, natter.SignedPayload(room, id, text), raw)
+	ok, err := verifyUser(user, payload, raw)
 	if err != nil {
 		return "", natter.Errorf(natter.EBadSignature, "sender key unusable")
 	}
 	if !ok {
-		return "", natter.Errorf(natter.EBadSignature, "signature does not verify for this room, id and text")
+		return "", natter.Errorf(natter.EBadSignature, "signature does not verify for this %s", what)
 	}
 	return base64.RawURLEncoding.EncodeToString(raw), nil
 }
@@ -224,10 +231,32 @@ func CheckSend(data []byte, room, user string, maxChars int) (natter.SendRequest
 	if !natter.ValidMessageID(req.ID) {
 		return req, natter.Errorf(natter.EMalformed, "id must be 1-%d of A-Z a-z 0-9 _ -", natter.MaxMessageIDLen)
 	}
-	if err := CheckText(req.Text, maxChars); err != nil {
-		return req, err
+	var sig string
+	var err error
+	switch req.Type {
+	case "", natter.TypeMessage:
+		if req.Upload != "" {
+			return req, natter.Errorf(natter.EMalformed, "a text message has no upload; send it with type image")
+		}
+		if err := CheckText(req.Text, maxChars); err != nil {
+			return req, err
+		}
+		sig, err = verifySignature(user, room, req.ID, req.Text, req.Sig)
+	case natter.TypeImage:
+		if !natter.ValidUploadID(req.Upload) {
+			return req, natter.Errorf(natter.EMalformed, "upload must be the upload_id of POST /api/v1/rooms/{id}/uploads")
+		}
+		// The caption is optional; one that is there follows the rules
+		// of a text.
+		if req.Text != "" {
+			if err := CheckText(req.Text, maxChars); err != nil {
+				return req, err
+			}
+		}
+		sig, err = verifyPayload(user, natter.SignedImagePayload(room, req.ID, req.Upload, req.Text), req.Sig, "room, id, upload and caption")
+	default:
+		return req, natter.Errorf(natter.EMalformed, "type must be message or image")
 	}
-	sig, err := verifySignature(user, room, req.ID, req.Text, req.Sig)
 	if err != nil {
 		return req, err
 	}
@@ -260,8 +289,18 @@ func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
 			return natter.Ack{Error: body(natter.Errorf(natter.ENotJoined, "the account's sessions ended since this key joined room %s as it; join again", room))}
 		}
 	}
+	typ, img := natter.TypeMessage, (*natter.Image)(nil)
+	if req.Type == natter.TypeImage {
+		up, err := c.uploads.Upload(ctx, req.Upload)
+		if code := natter.ErrorCode(err); code == natter.ENotFound || err == nil && up.Room != room {
+			return natter.Ack{Error: body(natter.Errorf(natter.EUnknownUpload, "no upload %s in room %s", req.Upload, room))}
+		} else if err != nil {
+			return natter.Ack{Error: body(err)}
+		}
+		typ, img = natter.TypeImage, up.Image()
+	}
 	env, data, dup, err := c.appendHistory(ctx, rec, room+"."+user+"."+req.ID, func(seq uint64, now time.Time) natter.Envelope {
-		return natter.Envelope{Room: room, Seq: seq, ID: req.ID, Type: natter.TypeMessage, From: me, Text: req.Text, Sig: req.Sig, SentAt: now}
+		return natter.Envelope{Room: room, Seq: seq, ID: req.ID, Type: typ, From: me, Text: req.Text, Sig: req.Sig, SentAt: now, Image: img}
 	})
 	if err != nil {
 		return natter.Ack{Error: body(err)}
