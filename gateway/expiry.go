@@ -82,6 +82,7 @@ func (c *chat) roomGone(ctx context.Context, room string) {
 			c.log.Warn("purge closed room", "room", room, "bucket", s.bucket, "err", err)
 		}
 	}
+	c.roomUploadsGone(ctx, room)
 	c.forgetRoom(room)
 	c.event(natter.MemberEvent{Type: natter.EventRoomClosed, Room: room})
 	c.log.Info("room closed", "room", room)

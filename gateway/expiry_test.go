@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -247,5 +248,53 @@ func TestPresenceJoinLeaveTimeout(t *testing.T) {
 	want := []string{"join Alice", "join Alice (2)", "leave Alice", "leave Ali"}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("history %v, want %v", kinds, want)
+	}
+}
+
+// TestRoomExpiryDeletesUploads: a room that closes takes its uploads with
+// it, out of the object store; another room's stay.
+func TestRoomExpiryDeletesUploads(t *testing.T) {
+	s := gatewaytest.RunServer(t, gateway.ChatConfig{RoomIdleTTL: 2 * time.Second, PresenceTTL: time.Hour})
+	quiet := s.MustRoom(t, "Quiet").ID
+	busy := s.MustRoom(t, "Busy").ID
+	gone := []natter.Upload{mustUpload(t, s.GW, quiet, 4, 4), mustUpload(t, s.GW, quiet, 5, 5)}
+	kept := mustUpload(t, s.GW, busy, 6, 6)
+	ev := watchMembers(t, s.GW.Conn(), quiet)
+	c := s.MustJoin(t, busy, "Stays")
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			c.Here(ctx(t), busy)
+		}
+	}()
+	ev.waitFor(t, natter.EventRoomClosed, 20*time.Second)
+	consumersIdle(t, s.GW)
+	close(stop)
+	<-done
+
+	js, _ := jetstream.New(s.GW.Conn())
+	obs, err := js.ObjectStore(ctx(t), natter.BucketUploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, up := range gone {
+		if _, err := obs.GetInfo(ctx(t), up.ID); !errors.Is(err, jetstream.ErrObjectNotFound) {
+			t.Fatalf("upload %s of the closed room: %v", up.ID, err)
+		}
+		if _, err := s.GW.Uploads().Upload(ctx(t), up.ID); natter.ErrorCode(err) != natter.ENotFound {
+			t.Fatalf("upload %s of the closed room: %v", up.ID, err)
+		}
+	}
+	if _, err := obs.GetInfo(ctx(t), kept.ID); err != nil {
+		t.Fatalf("upload of the open room: %v", err)
+	}
+	if st, err := obs.Status(ctx(t)); err != nil || st.TTL() != gateway.DefaultChatConfig.RoomMaxTTL {
+		t.Fatalf("bucket TTL: %v %v", st, err)
 	}
 }
