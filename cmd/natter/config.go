@@ -58,6 +58,10 @@ type Config struct {
 	PresenceTTL            time.Duration
 	SendRate               float64
 	SendBurst              int
+
+	// Uploads: the largest image file, and uploads a minute per user key.
+	UploadMaxBytes int
+	UploadRate     int
 }
 
 // setting ties one Config field to its flag and environment variable.
@@ -239,6 +243,8 @@ var settings = []setting{
 	{"presence-ttl", "NATTER_PRESENCE_TTL", "60s", "a member without a heartbeat for this long leaves the room", ttl(func(c *Config) *time.Duration { return &c.PresenceTTL })},
 	{"send-rate", "NATTER_SEND_RATE", "10", "messages per second one user may send in one room", positiveFloat(func(c *Config) *float64 { return &c.SendRate })},
 	{"send-burst", "NATTER_SEND_BURST", "20", "burst of the above", positive(func(c *Config) *int { return &c.SendBurst })},
+	{"upload-max-bytes", "NATTER_UPLOAD_MAX_BYTES", "5242880", "largest image file a member may upload, in bytes", positive(func(c *Config) *int { return &c.UploadMaxBytes })},
+	{"upload-rate", "NATTER_UPLOAD_RATE", "10", "images one user key may upload per minute", positive(func(c *Config) *int { return &c.UploadRate })},
 }
 
 // LoadConfig builds a Config from defaults, then the dotenv file (if it
