@@ -69,6 +69,20 @@ describe("signatures compatible with the Go gateway", () => {
   });
 });
 
+describe("image signatures compatible with the Go gateway", () => {
+  for (const v of vectors.image_vectors) {
+    it(`signs the image ${v.upload} with ${JSON.stringify(v.text)} to the same bytes`, () => {
+      expect(signImage(kp, v.room, v.id, v.upload, v.text)).toBe(v.sig);
+    });
+
+    it(`verifies the Go signature of the image ${v.upload}, and only for it`, async () => {
+      expect(await verifyImage(vectors.public_key, v.room, v.id, v.upload, v.text, v.sig)).toBe(true);
+      expect(await verifyImage(vectors.public_key, v.room, v.id, v.upload + "x", v.text, v.sig)).toBe(false);
+      expect(await verifyMessage(vectors.public_key, v.room, v.id, v.text, v.sig)).toBe(false);
+    });
+  }
+});
+
 describe("image message signatures", () => {
   const room = "neon-q3x7mz4b";
   const id = "k7Hq2Xb9";
