@@ -264,3 +264,34 @@ func (b *browser) waitImage(caption string, w, h int) {
 		b.fail("thumbnail box %.1fx%.1f, want the image's %dx%d", got.W, got.H, w, h)
 	}
 }
+
+// TestBrowserImageRateLimit: past NATTER_UPLOAD_RATE uploads a minute, an
+// image is refused with how long to wait, and can be tried again.
+func TestBrowserImageRateLimit(t *testing.T) {
+	chromium(t)
+	cfg := testConfig(t)
+	cfg.UploadRate = 1
+	m := runMain(t, cfg)
+	s := newShots(t)
+	a := newBrowser(t, s, m.baseURL(), "A")
+	img := filepath.Join(t.TempDir(), "small.png")
+	writeNoisePNG(t, img, 40, 20)
+	a.signIn()
+	a.createRoom("")
+	a.attachFile(img)
+	a.waitVisible("attachment")
+	a.send("first")
+	a.waitImage("first", 40, 20)
+	a.attachFile(img)
+	a.waitVisible("attachment")
+	a.send("second")
+	a.waitJS("the refusal", `document.querySelector('`+tid("entry")+`[data-status="failed"][data-error-code="rate_limited"]')`)
+	msg := mustEval[string](a, `document.querySelector('`+tid("entry")+`[data-status="failed"] `+tid("entry-error")+`').textContent`)
+	if !strings.HasPrefix(msg, "Too many uploads. Try again in ") || !strings.Contains(msg, "second") && !strings.Contains(msg, "minute") {
+		a.fail("refusal %q, want too many uploads and how long to wait", msg)
+	}
+	if !mustEval[bool](a, `Array.from(document.querySelectorAll('`+tid("entry")+`[data-status="failed"] button')).some(b => b.textContent === 'Retry')`) {
+		a.fail("no Retry on a refusal that waiting cures")
+	}
+	a.screenshot("too many uploads")
+}
