@@ -72,7 +72,13 @@ export function App({ session }: { session: Session }) {
   }, [roomId]);
   const onSend = useCallback((text: string) => session.send(text), [session]);
   const onSendImage = useCallback((file: File, caption: string) => session.sendImage(file, caption), [session]);
-  const loadImage = useCallback((id: string, signal: AbortSignal) => session.loadImage(id, signal), [session]);
+  const images = useMemo(
+    () => ({
+      load: (id: string, signal: AbortSignal) => session.loadImage(id, signal),
+      link: (id: string) => session.imageLink(id),
+    }),
+    [session],
+  );
   const onTyping = useCallback(() => session.typing(), [session]);
   const onRetry = useCallback((id: string) => session.retry(id), [session]);
   const onDismiss = useCallback((id: string) => session.dismiss(id), [session]);
@@ -93,7 +99,7 @@ export function App({ session }: { session: Session }) {
         onCopyLink={onCopyLink}
         onSend={onSend}
         onSendImage={onSendImage}
-        loadImage={loadImage}
+        images={images}
         onTyping={onTyping}
         onRetry={onRetry}
         onDismiss={onDismiss}

@@ -438,6 +438,12 @@ export class Session {
     return this.room.loadImage(uploadId, signal);
   }
 
+  /** imageLink gets a signed link (10 minutes) to an image of the open room. */
+  async imageLink(uploadId: string): Promise<string> {
+    if (this.room === null) throw new Error("Not in a room.");
+    return this.room.imageLink(uploadId);
+  }
+
   retry(localId: string): void {
     this.room?.retry(localId);
   }
@@ -992,6 +998,11 @@ class RoomConnection {
   loadImage(uploadId: string, signal?: AbortSignal): Promise<Blob> {
     if (this.token === null) return Promise.reject(new Error("Not connected to the room yet."));
     return api.fetchImage(this.token.jwt, uploadId, signal);
+  }
+
+  async imageLink(uploadId: string): Promise<string> {
+    if (this.token === null) throw new Error("Not connected to the room yet.");
+    return (await api.imageLink(this.token.jwt, uploadId)).url;
   }
 
   retry(localId: string): void {

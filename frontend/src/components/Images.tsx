@@ -7,11 +7,17 @@ import { imageUrl, thumbBox } from "../image";
 import type { ImageInfo } from "../types";
 import { CloseIcon, ImageIcon, WarningIcon } from "./Icons";
 
-/** Reads an image's bytes (with the room's token); components never fetch themselves. */
-export type LoadImage = (uploadId: string, signal: AbortSignal) => Promise<Blob>;
+/** Where images come from (with the room's token); components never fetch themselves. */
+export interface ImageSource {
+  /** The image's bytes. */
+  load: (uploadId: string, signal: AbortSignal) => Promise<Blob>;
+  /** A signed link to the image, for a new tab: a data: URL cannot be opened as a page. */
+  link: (uploadId: string) => Promise<string>;
+}
 
 /** What the lightbox shows. */
 export interface OpenImage {
+  uploadId: string;
   url: string;
   alt: string;
   width: number;
@@ -25,7 +31,7 @@ type Loaded = { state: "waiting" | "loading" } | { state: "loaded"; url: string 
  * go of it when the element goes: a long room does not hold every image in
  * memory, nor fetch the ones nobody scrolls to.
  */
-function useImage(uploadId: string, load: LoadImage, target: React.RefObject<HTMLElement | null>): [Loaded, () => void] {
+function useImage(uploadId: string, load: ImageSource["load"], target: React.RefObject<HTMLElement | null>): [Loaded, () => void] {
   const [loaded, setLoaded] = useState<Loaded>({ state: "waiting" });
   const [attempt, setAttempt] = useState(0);
   useEffect(() => {
@@ -64,7 +70,7 @@ interface ThumbProps {
   info: ImageInfo | undefined;
   /** The caption or, without one, words for what it is: the image's alternative text. */
   alt: string;
-  load: LoadImage;
+  load: ImageSource["load"];
   onOpen: (img: OpenImage) => void;
 }
 
@@ -93,7 +99,7 @@ export function ImageThumb({ uploadId, info, alt, load, onOpen }: ThumbProps) {
           className="thumb-open"
           data-testid="entry-image-open"
           aria-label={`Open image${dims ? ` (${dims})` : ""}: ${alt}`}
-          onClick={() => onOpen({ url: loaded.url, alt, width: info?.width ?? 0, height: info?.height ?? 0 })}
+          onClick={() => onOpen({ uploadId, url: loaded.url, alt, width: info?.width ?? 0, height: info?.height ?? 0 })}
         >
           <img src={loaded.url} alt={alt} width={size.width} height={size.height} decoding="async" />
         </button>
@@ -120,9 +126,24 @@ export function ImageThumb({ uploadId, info, alt, load, onOpen }: ThumbProps) {
  * button or a click beside the image closes it, and focus goes back to the
  * thumbnail that opened it.
  */
-export function Lightbox({ image, onClose }: { image: OpenImage | null; onClose: () => void }) {
+export function Lightbox({ image, link, onClose }: { image: OpenImage | null; link: ImageSource["link"]; onClose: () => void }) {
   const dialog = useRef<HTMLDialogElement>(null);
   const opener = useRef<Element | null>(null);
+  const [original, setOriginal] = useState<{ id: string; url: string } | null>(null);
+  const uploadId = image?.uploadId ?? "";
+  useEffect(() => {
+    // Asked for as the dialog opens: a new tab opened after waiting for
+    // the answer would be taken for a pop-up and blocked.
+    if (uploadId === "") return;
+    let live = true;
+    link(uploadId).then(
+      (url) => live && setOriginal({ id: uploadId, url }),
+      () => {}, // no link, no button: the image is on screen anyway
+    );
+    return () => {
+      live = false;
+    };
+  }, [uploadId, link]);
   useEffect(() => {
     const d = dialog.current;
     if (d === null) return;
@@ -142,8 +163,8 @@ export function Lightbox({ image, onClose }: { image: OpenImage | null; onClose:
         if (opener.current instanceof HTMLElement) opener.current.focus();
       }}
       onClick={(e) => {
-        // The image itself does nothing; anywhere else closes.
-        if (!(e.target instanceof HTMLImageElement)) dialog.current?.close();
+        // The image and the link do their own thing; anywhere else closes.
+        if (!(e.target instanceof Element && e.target.closest("img, a") !== null)) dialog.current?.close();
       }}
     >
       {image !== null && (
@@ -154,6 +175,11 @@ export function Lightbox({ image, onClose }: { image: OpenImage | null; onClose:
           <figure className="lightbox-figure">
             <img src={image.url} alt={image.alt} width={image.width || undefined} height={image.height || undefined} />
             {image.alt !== "" && <figcaption>{image.alt}</figcaption>}
+            {original !== null && original.id === image.uploadId && (
+              <a className="btn btn-small lightbox-original" data-testid="lightbox-original" href={original.url} target="_blank" rel="noopener noreferrer">
+                Open in a new tab
+              </a>
+            )}
           </figure>
         </>
       )}

@@ -5,7 +5,7 @@ import { colourIndex, initials, linkify } from "../text";
 import type { Member } from "../types";
 import { formatBytes } from "../api";
 import { CheckIcon, ImageIcon, WarningIcon } from "./Icons";
-import { ImageThumb, Lightbox, type LoadImage, type OpenImage } from "./Images";
+import { ImageThumb, Lightbox, type ImageSource, type OpenImage } from "./Images";
 import { RegisteredMark } from "./Registered";
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -44,11 +44,11 @@ function Avatar({ member }: { member: Member }) {
 
 interface EntryProps {
   e: ViewEntry;
-  loadImage: LoadImage;
+  images: ImageSource;
   onOpenImage: (img: OpenImage) => void;
 }
 
-const Entry = memo(function Entry({ e, loadImage, onOpenImage }: EntryProps) {
+const Entry = memo(function Entry({ e, images, onOpenImage }: EntryProps) {
   const t = formatTime(e.sentAt);
   const common = {
     "data-testid": "entry",
@@ -107,7 +107,7 @@ const Entry = memo(function Entry({ e, loadImage, onOpenImage }: EntryProps) {
             uploadId={e.upload ?? ""}
             info={e.image}
             alt={e.text !== "" ? e.text : `Image from ${e.from.name}`}
-            load={loadImage}
+            load={images.load}
             onOpen={onOpenImage}
           />
         )}
@@ -208,7 +208,7 @@ interface ListProps {
   registered: boolean;
   onRetry: (id: string) => void;
   onDismiss: (id: string) => void;
-  loadImage: LoadImage;
+  images: ImageSource;
 }
 
 /**
@@ -216,7 +216,7 @@ interface ListProps {
  * way. It stays scrolled to the newest entry unless the person scrolled up
  * to read, and then offers a way down.
  */
-export function MessageList({ entries, local, loading, myName, registered, onRetry, onDismiss, loadImage }: ListProps) {
+export function MessageList({ entries, local, loading, myName, registered, onRetry, onDismiss, images }: ListProps) {
   const [openImage, setOpenImage] = useState<OpenImage | null>(null);
   const closeImage = useCallback(() => setOpenImage(null), []);
   const scroller = useRef<HTMLDivElement>(null);
@@ -263,7 +263,7 @@ export function MessageList({ entries, local, loading, myName, registered, onRet
       )}
       <ol className="message-list" data-testid="message-list">
         {entries.map((e) => (
-          <Entry key={e.seq} e={e} loadImage={loadImage} onOpenImage={setOpenImage} />
+          <Entry key={e.seq} e={e} images={images} onOpenImage={setOpenImage} />
         ))}
         {local.map((m) => (
           <Pending key={m.id} m={m} author={myName} registered={registered} onRetry={onRetry} onDismiss={onDismiss} />
@@ -274,7 +274,7 @@ export function MessageList({ entries, local, loading, myName, registered, onRet
           {unseen === 1 ? "1 new message" : `${unseen} new messages`} ↓
         </button>
       )}
-      <Lightbox image={openImage} onClose={closeImage} />
+      <Lightbox image={openImage} link={images.link} onClose={closeImage} />
     </div>
   );
 }

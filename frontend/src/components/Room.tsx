@@ -5,7 +5,7 @@ import type { RoomState } from "../nats";
 import { codePoints } from "../text";
 import { MAX_MESSAGE_CHARS, type Member } from "../types";
 import { BackIcon, CloseIcon, ImageIcon, LinkIcon, MoonIcon, PaperclipIcon, PeopleIcon, SearchIcon } from "./Icons";
-import type { LoadImage } from "./Images";
+import type { ImageSource } from "./Images";
 import { MessageList } from "./Messages";
 import { RegisteredMark } from "./Registered";
 
@@ -15,7 +15,7 @@ export interface RoomActions {
   onSend: (text: string) => void;
   /** Uploads an image and sends it with a caption (maybe empty). */
   onSendImage: (file: File, caption: string) => void;
-  loadImage: LoadImage;
+  images: ImageSource;
   onTyping: () => void;
   onRetry: (id: string) => void;
   onDismiss: (id: string) => void;
@@ -125,7 +125,7 @@ export function RoomView({ room, meId, myName, registered, ...actions }: RoomPro
             registered={registered}
             onRetry={actions.onRetry}
             onDismiss={actions.onDismiss}
-            loadImage={actions.loadImage}
+            images={actions.images}
           />
           <Typing ids={room.typing} members={room.members} />
           <Composer
