@@ -102,6 +102,15 @@ func TestBrowserImages(t *testing.T) {
 			b.waitJS("the lightbox open", `document.querySelector('`+tid("lightbox")+`')?.open &&
 				document.querySelector('`+tid("lightbox")+` img')?.naturalWidth === 300`)
 			b.screenshot("full size")
+			// The signed link opens the image in a tab of its own, without a token.
+			b.waitJS("a signed link to the original", `document.querySelector('`+tid("lightbox-original")+`')?.href.includes('sig=')`)
+			ctx, cancel := context.WithTimeout(b.ctx, actionTimeout)
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(document.querySelector('`+tid("lightbox-original")+`').href,
+				{credentials: 'omit'}).then(r => r.status + ' ' + r.headers.get('Content-Type'))`, chromedp.EvalAwaitPromise))
+			cancel()
+			if err != nil || got != "200 image/png" {
+				b.fail("the signed link answers %q (%v), want 200 image/png", got, err)
+			}
 			b.must("press Escape", chromedp.KeyEvent(kb.Escape))
 			b.waitJS("the lightbox closed", `!document.querySelector('`+tid("lightbox")+`')?.open`)
 			b.waitJS("focus back on the thumbnail", `document.activeElement?.dataset.testid === 'entry-image-open'`)
