@@ -181,7 +181,8 @@ func isMaxBytes(err error) bool {
 }
 
 // fetchUpload serves an upload's bytes to a holder of a token for its
-// room, or of a signed link to it.
+// room, or of a signed link to it. A matching If-None-Match is answered
+// 304 before the bytes are read.
 func (s *Server) fetchUpload(c echo.Context) error {
 	id := c.Param("id")
 	if !natter.ValidUploadID(id) {
@@ -189,28 +190,26 @@ func (s *Server) fetchUpload(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	q := c.QueryParams()
+	// The link or the token is checked before the store is asked anything.
+	var uc *jwt.UserClaims
+	var err error
 	if q.Has("sig") || q.Has("exp") {
-		if err := s.checkUploadLink(id, q.Get("exp"), q.Get("sig"), time.Now()); err != nil {
-			return err
-		}
+		err = s.checkUploadLink(id, q.Get("exp"), q.Get("sig"), time.Now())
 	} else {
-		uc, err := s.bearerClaims(c)
-		if err != nil {
-			return err
-		}
-		up, err := s.cfg.Uploads.Upload(ctx, id)
-		if err != nil {
-			return err
-		}
+		uc, err = s.bearerClaims(c)
+	}
+	if err != nil {
+		return err
+	}
+	up, err := s.cfg.Uploads.Upload(ctx, id)
+	if err != nil {
+		return err
+	}
+	if uc != nil {
 		if err := roomOfToken(uc, up.Room); err != nil {
 			return err
 		}
 	}
-	up, r, err := s.cfg.Uploads.OpenUpload(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
 	h := c.Response().Header()
 	etag := `"` + up.SHA256 + `"`
 	h.Set(echo.HeaderContentType, up.Type)
@@ -223,6 +222,13 @@ func (s *Server) fetchUpload(c echo.Context) error {
 		h.Del(echo.HeaderContentType)
 		return c.NoContent(http.StatusNotModified)
 	}
+	up, r, err := s.cfg.Uploads.OpenUpload(ctx, id)
+	if err != nil {
+		h.Del("ETag")
+		h.Del("Cache-Control")
+		return err
+	}
+	defer r.Close()
 	h.Set(echo.HeaderContentLength, strconv.FormatInt(up.Size, 10))
 	c.Response().WriteHeader(http.StatusOK)
 	if _, err := io.Copy(c.Response(), r); err != nil {
