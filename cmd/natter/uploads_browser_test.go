@@ -114,6 +114,11 @@ func TestBrowserImages(t *testing.T) {
 			b.must("press Escape", chromedp.KeyEvent(kb.Escape))
 			b.waitJS("the lightbox closed", `!document.querySelector('`+tid("lightbox")+`')?.open`)
 			b.waitJS("focus back on the thumbnail", `document.activeElement?.dataset.testid === 'entry-image-open'`)
+			// From the keyboard alone: Enter on the focused thumbnail opens it again.
+			b.must("press Enter", chromedp.KeyEvent(kb.Enter))
+			b.waitJS("the lightbox open from the keyboard", `document.querySelector('`+tid("lightbox")+`')?.open`)
+			b.must("press Escape", chromedp.KeyEvent(kb.Escape))
+			b.waitJS("the lightbox closed again", `!document.querySelector('`+tid("lightbox")+`')?.open`)
 		}},
 		{"an HTML page named .png is refused", func(t *testing.T) {
 			a := a.in(t)
@@ -178,6 +183,9 @@ func TestBrowserImages(t *testing.T) {
 			b.must("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait))
 			b.waitImage(caption, 300, 150)
 			b.screenshot("phone")
+			b.colorScheme("dark")
+			b.screenshot("phone dark")
+			b.colorScheme("light")
 		}},
 		{"nothing broke the page's policy", func(t *testing.T) {
 			for _, p := range []*browser{a.in(t), b.in(t)} {
