@@ -1,7 +1,7 @@
 // Package images checks uploaded images by their bytes: which type they
 // are (PNG, JPEG, GIF or WebP, whatever the file is named), that their
 // dimensions are within bounds before anything is decoded, and that they
-// decode whole. JPEG files lose their metadata segments on the way.
+// decode whole. JPEG and PNG files lose their metadata on the way.
 package images
 
 import (
@@ -15,6 +15,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"runtime"
+	"slices"
 
 	"golang.org/x/image/webp"
 
@@ -50,9 +51,9 @@ type Info struct {
 var decoding = make(chan struct{}, runtime.GOMAXPROCS(0))
 
 // Check decides the type of data from its bytes, checks its dimensions
-// from its header alone, strips a JPEG's metadata segments and decodes the
-// result whole. It returns the bytes to store (data itself unless it was a
-// JPEG with metadata) or an error with a natter code: unsupported_type,
+// from its header alone, strips a JPEG's or a PNG's metadata and decodes
+// the result whole. It returns the bytes to store (data itself unless it
+// had metadata) or an error with a natter code: unsupported_type,
 // too_large or corrupt_image.
 func Check(ctx context.Context, data []byte) (Info, []byte, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
@@ -83,6 +84,10 @@ func Check(ctx context.Context, data []byte) (Info, []byte, error) {
 	// A file must end where its image ends: anything after it could be
 	// another file (a polyglot) that some reader takes for what it is.
 	switch info.Type {
+	case PNG:
+		if data, err = StripPNG(data); err != nil {
+			return Info{}, nil, corrupt(format, err)
+		}
 	case JPEG:
 		if data, err = StripJPEG(data); err != nil {
 			return Info{}, nil, corrupt(format, err)
@@ -125,11 +130,7 @@ func decode(ctx context.Context, typ string, data []byte) error {
 	var err error
 	switch typ {
 	case PNG:
-		_, err = png.Decode(r)
-		// png.Decode reads exactly up to the end of IEND.
-		if err == nil && r.Len() > 0 {
-			err = fmt.Errorf("%d bytes after the end of the image", r.Len())
-		}
+		_, err = png.Decode(r) // StripPNG checked the end
 	case JPEG:
 		_, err = jpeg.Decode(r) // StripJPEG checked the end
 	case GIF:
@@ -205,6 +206,44 @@ func StripJPEG(data []byte) ([]byte, error) {
 			i++
 		}
 		out = append(out, data[start:i]...)
+	}
+}
+
+// pngMetadata are the PNG chunks StripPNG drops: Exif (which may hold a
+// location), text of any kind and the time of the last change. All are
+// ancillary: no decoder needs them.
+var pngMetadata = []string{"eXIf", "tEXt", "zTXt", "iTXt", "tIME"}
+
+// StripPNG returns data without its metadata chunks, every other chunk
+// copied as is. It fails on a file whose chunks do not add up, or that does
+// not end with its IEND chunk.
+func StripPNG(data []byte) ([]byte, error) {
+	const sig = "\x89PNG\r\n\x1a\n"
+	if len(data) < len(sig) || string(data[:len(sig)]) != sig {
+		return nil, errors.New("no PNG signature")
+	}
+	out := make([]byte, 0, len(data))
+	out = append(out, sig...)
+	for i := len(sig); ; {
+		if len(data)-i < 12 {
+			return nil, errors.New("truncated chunk")
+		}
+		n := int64(binary.BigEndian.Uint32(data[i:]))
+		typ := string(data[i+4 : i+8])
+		end := int64(i) + 12 + n
+		if end > int64(len(data)) {
+			return nil, fmt.Errorf("chunk %q of %d bytes runs past the end", typ, n)
+		}
+		if !slices.Contains(pngMetadata, typ) {
+			out = append(out, data[i:end]...)
+		}
+		i = int(end)
+		if typ == "IEND" {
+			if i != len(data) {
+				return nil, fmt.Errorf("%d bytes after the end of the image", len(data)-i)
+			}
+			return out, nil
+		}
 	}
 }
 

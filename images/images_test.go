@@ -3,7 +3,7 @@ package images_test
 import (
 	"bytes"
 	"context"
-	"image/jpeg"
+	"image"
 	"runtime"
 	"testing"
 
@@ -32,6 +32,7 @@ func TestCheck(t *testing.T) {
 		{name: "webp lossless", data: imagestest.WebP(t, true), typ: images.WebP, w: 1, h: 1, sameBytes: true},
 		{name: "webp lossy", data: imagestest.WebP(t, false), typ: images.WebP, w: 1, h: 1, sameBytes: true},
 		{name: "jpeg with exif loses it", data: imagestest.WithExif(jpg, gps), typ: images.JPEG, w: 40, h: 30, notContain: gps},
+		{name: "png with exif loses it", data: imagestest.PNGWithExif(imagestest.PNG(t, 40, 30), gps), typ: images.PNG, w: 40, h: 30, notContain: gps},
 		{name: "html", data: []byte(imagestest.HTML), code: natter.EUnsupportedType},
 		{name: "svg", data: []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`), code: natter.EUnsupportedType},
 		{name: "empty", data: nil, code: natter.EUnsupportedType},
@@ -71,16 +72,15 @@ func TestCheck(t *testing.T) {
 				if bytes.Contains(out, []byte(tc.notContain)) {
 					t.Fatalf("output still contains %q", tc.notContain)
 				}
-				if _, err := jpeg.Decode(bytes.NewReader(out)); err != nil {
-					t.Fatalf("stripped JPEG does not decode: %v", err)
+				if _, _, err := image.Decode(bytes.NewReader(out)); err != nil {
+					t.Fatalf("stripped image does not decode: %v", err)
 				}
 			}
 		})
 	}
 }
 
-// TestStripKeepsPixels: stripping removes the metadata segments and
-// nothing else.
+// TestStripKeepsPixels: stripping removes the metadata and nothing else.
 func TestStripKeepsPixels(t *testing.T) {
 	jpg := imagestest.JPEG(t, 16, 16)
 	stripped, err := images.StripJPEG(imagestest.WithExif(jpg, "GPS"))
@@ -89,6 +89,13 @@ func TestStripKeepsPixels(t *testing.T) {
 	}
 	if !bytes.Equal(stripped, jpg) {
 		t.Fatalf("stripping the added segments should give back the original %d bytes, got %d", len(jpg), len(stripped))
+	}
+	png := imagestest.PNG(t, 16, 16)
+	if stripped, err = images.StripPNG(imagestest.PNGWithExif(png, "GPS")); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stripped, png) {
+		t.Fatalf("stripping the added chunks should give back the original %d bytes, got %d", len(png), len(stripped))
 	}
 }
 

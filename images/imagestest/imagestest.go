@@ -88,6 +88,21 @@ func WithExif(jpg []byte, marker string) []byte {
 	return append(out, jpg[2:]...)
 }
 
+// PNGWithExif puts an eXIf chunk and a tEXt chunk, each carrying marker,
+// right after a PNG's IHDR chunk.
+func PNGWithExif(p []byte, marker string) []byte {
+	chunk := func(typ, body string) []byte {
+		c := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+		c = append(c, typ+body...)
+		return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE([]byte(typ+body)))
+	}
+	const ihdrEnd = 8 + 12 + 13
+	out := append([]byte{}, p[:ihdrEnd]...)
+	out = append(out, chunk("eXIf", "MM\x00*"+marker)...)
+	out = append(out, chunk("tEXt", "Comment\x00"+marker)...)
+	return append(out, p[ihdrEnd:]...)
+}
+
 // PNGHeader is a PNG signature and an IHDR claiming w×h pixels, with a
 // right CRC, and nothing else: a decompression bomb's header.
 func PNGHeader(w, h uint32) []byte {
