@@ -307,7 +307,9 @@ describe("upload errors in words", () => {
   it("say why a file was refused", () => {
     expect(refusal(415, "unsupported_type")).toBe("Not an image natter takes: send a PNG, JPEG, GIF or WebP file.");
     expect(refusal(413, "too_large")).toBe("The image is too large: at most 5 MiB and 40 megapixels.");
-    expect(refusal(400, "corrupt_image")).toBe("The image is broken (cut short or damaged) and cannot be read.");
+    expect(refusal(400, "corrupt_image")).toBe(
+      "The image is broken (damaged, cut short, or with data after its end) and cannot be taken.",
+    );
     expect(refusal(403, "forbidden")).toMatch(/cannot share images in this room/);
     expect(refusal(404, "unknown_room")).toBe("The room has closed.");
     expect(refusal(410, "room_closed")).toBe("The room has closed.");

@@ -323,13 +323,16 @@ export function uploadProblem(err: unknown): string {
     case "too_large":
       return `The image is too large: at most ${formatBytes(MAX_UPLOAD_BYTES)} and 40 megapixels.`;
     case "corrupt_image":
-      return "The image is broken (cut short or damaged) and cannot be read.";
+      // Broken, cut short, or with bytes after the image's end (a file
+      // that is also something else to another reader): all corrupt_image.
+      return "The image is broken (damaged, cut short, or with data after its end) and cannot be taken.";
     case "rate_limited":
       return `Too many uploads. ${retryWait(err.retryAfter)}`;
     case "unauthorized":
     case "forbidden":
       return "You cannot share images in this room right now (your access to it has ended). Try again.";
     case "unknown_room":
+    case "invalid_room":
     case "room_closed":
       return "The room has closed.";
     case "not_found":
@@ -345,5 +348,6 @@ export function uploadProblem(err: unknown): string {
 /** uploadRetryable reports whether trying the same upload again may work. */
 export function uploadRetryable(err: unknown): boolean {
   if (!(err instanceof ApiError)) return true;
-  return !["unsupported_type", "too_large", "corrupt_image", "unknown_room", "room_closed", "aborted"].includes(err.code) && err.status !== 413;
+  const final = ["unsupported_type", "too_large", "corrupt_image", "malformed", "unknown_room", "invalid_room", "room_closed", "aborted"];
+  return !final.includes(err.code) && err.status !== 413;
 }
