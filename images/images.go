@@ -101,7 +101,7 @@ func Check(ctx context.Context, data []byte) (Info, []byte, error) {
 			return Info{}, nil, natter.Errorf(natter.ETooLarge, "the animation has %d pixels in all its frames; at most %d megapixels are allowed", pixels, maxGIFFramePixels/1_000_000)
 		}
 	case WebP:
-		if err := checkRIFFLength(data); err != nil {
+		if data, err = StripWebP(data); err != nil {
 			return Info{}, nil, corrupt(format, err)
 		}
 	}
@@ -309,15 +309,44 @@ func gifFramePixels(data []byte) (int64, error) {
 	}
 }
 
-// checkRIFFLength checks that a WebP file is as long as its RIFF header
-// says.
-func checkRIFFLength(data []byte) error {
-	if len(data) < 12 {
-		return errors.New("truncated RIFF header")
+// StripWebP returns data without its EXIF and XMP chunks, and with their
+// flags cleared in the VP8X chunk; every other chunk is copied as is. It
+// fails on a file whose chunks do not add up to its RIFF length, or that
+// is longer than that.
+func StripWebP(data []byte) ([]byte, error) {
+	if len(data) < 12 || string(data[:4]) != "RIFF" || string(data[8:12]) != "WEBP" {
+		return nil, errors.New("no RIFF WEBP header")
 	}
-	n := int64(binary.LittleEndian.Uint32(data[4:])) + 8
-	if n != int64(len(data)) {
-		return fmt.Errorf("RIFF says %d bytes, the file has %d", n, len(data))
+	if n := int64(binary.LittleEndian.Uint32(data[4:])) + 8; n != int64(len(data)) {
+		return nil, fmt.Errorf("RIFF says %d bytes, the file has %d", n, len(data))
 	}
-	return nil
+	out := make([]byte, 0, len(data))
+	out = append(out, data[:12]...)
+	vp8x := -1
+	for i := 12; i < len(data); {
+		if len(data)-i < 8 {
+			return nil, errors.New("truncated chunk header")
+		}
+		fourcc := string(data[i : i+4])
+		size := int64(binary.LittleEndian.Uint32(data[i+4:]))
+		end := int64(i) + 8 + size + size%2 // chunks are padded to an even size
+		if end > int64(len(data)) {
+			return nil, fmt.Errorf("chunk %q of %d bytes runs past the end", fourcc, size)
+		}
+		switch fourcc {
+		case "EXIF", "XMP ":
+		case "VP8X":
+			vp8x = len(out)
+			fallthrough
+		default:
+			out = append(out, data[i:end]...)
+		}
+		i = int(end)
+	}
+	const exifFlag, xmpFlag = 0x08, 0x04
+	if vp8x >= 0 && vp8x+8 < len(out) {
+		out[vp8x+8] &^= exifFlag | xmpFlag
+	}
+	binary.LittleEndian.PutUint32(out[4:], uint32(len(out)-8))
+	return out, nil
 }

@@ -33,6 +33,7 @@ func TestCheck(t *testing.T) {
 		{name: "webp lossy", data: imagestest.WebP(t, false), typ: images.WebP, w: 1, h: 1, sameBytes: true},
 		{name: "jpeg with exif loses it", data: imagestest.WithExif(jpg, gps), typ: images.JPEG, w: 40, h: 30, notContain: gps},
 		{name: "png with exif loses it", data: imagestest.PNGWithExif(imagestest.PNG(t, 40, 30), gps), typ: images.PNG, w: 40, h: 30, notContain: gps},
+		{name: "webp with exif loses it", data: imagestest.WebPWithExif(t, gps), typ: images.WebP, w: 1, h: 1, notContain: gps},
 		{name: "html", data: []byte(imagestest.HTML), code: natter.EUnsupportedType},
 		{name: "svg", data: []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`), code: natter.EUnsupportedType},
 		{name: "empty", data: nil, code: natter.EUnsupportedType},
@@ -96,6 +97,16 @@ func TestStripKeepsPixels(t *testing.T) {
 	}
 	if !bytes.Equal(stripped, png) {
 		t.Fatalf("stripping the added chunks should give back the original %d bytes, got %d", len(png), len(stripped))
+	}
+	webp := imagestest.WebPWithExif(t, "GPS")
+	if stripped, err = images.StripWebP(webp); err != nil {
+		t.Fatal(err)
+	}
+	// The EXIF chunk is 8 + 7 bytes and a pad, the XMP chunk 8 + 26; the
+	// flags are the first byte of the VP8X chunk's body, at 20.
+	if want := len(webp) - 16 - 34; len(stripped) != want || stripped[20]&0x0C != 0 ||
+		int(stripped[4])|int(stripped[5])<<8 != len(stripped)-8 {
+		t.Fatalf("stripped WebP of %d bytes (want %d), flags %#x, RIFF size %d", len(stripped), want, stripped[20], int(stripped[4])|int(stripped[5])<<8)
 	}
 }
 

@@ -103,6 +103,29 @@ func PNGWithExif(p []byte, marker string) []byte {
 	return append(out, p[ihdrEnd:]...)
 }
 
+// WebPWithExif is the lossless 1×1 WebP in the extended format (VP8X),
+// with an EXIF and an XMP chunk carrying marker, and their flags set.
+func WebPWithExif(tb testing.TB, marker string) []byte {
+	tb.Helper()
+	simple := WebP(tb, true)
+	chunk := func(fourcc string, body []byte) []byte {
+		c := append([]byte(fourcc), binary.LittleEndian.AppendUint32(nil, uint32(len(body)))...)
+		c = append(c, body...)
+		if len(body)%2 == 1 {
+			c = append(c, 0)
+		}
+		return c
+	}
+	// Flags EXIF and XMP, a 1×1 canvas (stored minus one).
+	body := chunk("VP8X", []byte{0x08 | 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	body = append(body, simple[12:]...) // the VP8L chunk
+	body = append(body, chunk("EXIF", []byte("MM\x00*"+marker))...)
+	body = append(body, chunk("XMP ", []byte("<x:xmpmeta>"+marker+"</x:xmpmeta>"))...)
+	out := append([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(4+len(body)))...)
+	out = append(out, "WEBP"...)
+	return append(out, body...)
+}
+
 // PNGHeader is a PNG signature and an IHDR claiming w×h pixels, with a
 // right CRC, and nothing else: a decompression bomb's header.
 func PNGHeader(w, h uint32) []byte {
