@@ -15,6 +15,7 @@ import {
   type KeyStore,
 } from "./sealed";
 import { base64url, fromBase64url } from "./sign";
+import shared from "./testdata/sealed.json";
 
 const room = "quiet-otter-42";
 const sender = "UB7ZJ6LBRRWVNS6FG2RVKC3ZOBZ3BBUBSW6TF3OGEJ5I4PGAN2PXBB4M";
@@ -136,4 +137,30 @@ describe("room keys", () => {
     expect(await roomKey(room, "#k=broken", store)).toBeNull();
     expect(store.data.get(storageKey(room))).toBe(second);
   });
+});
+
+// sealed.json is written by the Go package sealed: a browser and a Go
+// client in one sealed room read each other's messages.
+describe("sealed messages compatible with the Go implementation", () => {
+  it("has vectors", () => {
+    expect(shared.vectors.length).toBeGreaterThan(0);
+  });
+
+  for (const v of shared.vectors) {
+    it(`decrypts the Go ciphertext of ${JSON.stringify(v.text)}`, async () => {
+      const key = (await importRoomKey(v.key))!;
+      expect(key).not.toBeNull();
+      expect(await decrypt(key, v.room, v.sender, v.id, v.ct)).toBe(v.text);
+    });
+
+    it(`encrypts ${JSON.stringify(v.text)} to the same bytes with the nonce fixed`, async () => {
+      const key = (await importRoomKey(v.key))!;
+      expect(await encryptWithNonce(key, fromBase64url(v.nonce)!, v.room, v.sender, v.id, v.text)).toBe(v.ct);
+    });
+
+    it(`does not decrypt the Go ciphertext of ${JSON.stringify(v.text)} for another message id`, async () => {
+      const key = (await importRoomKey(v.key))!;
+      expect(await decrypt(key, v.room, v.sender, v.id + "x", v.ct)).toBeNull();
+    });
+  }
 });
