@@ -4,9 +4,10 @@ import type { AccountActions } from "./components/Account";
 
 import { Header } from "./components/Header";
 import { Lobby } from "./components/Lobby";
-import { RoomClosed, RoomView } from "./components/Room";
+import { RoomClosed, RoomView, SealedLocked } from "./components/Room";
 import type { Session } from "./nats";
 import { navigate, roomPath, useRoute } from "./router";
+import { exportRoomKey, generateRoomKey, keepRoomKey } from "./sealed";
 
 const ROOMS_REFRESH_MS = 4_000;
 
@@ -59,17 +60,26 @@ export function App({ session }: { session: Session }) {
     };
   }, [session]);
   const onCreate = useCallback(
-    async (name: string) => {
-      const id = await session.createRoom(name);
-      navigate(roomPath(id));
+    async (name: string, sealed: boolean) => {
+      if (!sealed) {
+        navigate(roomPath(await session.createRoom(name)));
+        return;
+      }
+      // The key is made before the room, so that a browser without
+      // WebCrypto makes no room it could not use.
+      const key = await exportRoomKey(await generateRoomKey());
+      const id = await session.createRoom(name, true);
+      keepRoomKey(id, key);
+      // Only in the fragment, which no request carries.
+      navigate(`${roomPath(id)}#k=${key}`);
     },
     [session],
   );
   const onBack = useCallback(() => navigate("/"), []);
   const onCopyLink = useCallback(async () => {
     if (roomId === null) return false;
-    return copyText(window.location.origin + roomPath(roomId));
-  }, [roomId]);
+    return copyText(await session.roomLink(window.location.origin, roomPath(roomId)));
+  }, [session, roomId]);
   const onSend = useCallback((text: string) => session.send(text), [session]);
   const onSendImage = useCallback((file: File, caption: string) => session.sendImage(file, caption), [session]);
   const images = useMemo(
@@ -88,6 +98,8 @@ export function App({ session }: { session: Session }) {
     body = <Lobby rooms={state.rooms} problem={state.roomsProblem} ready={state.me !== null && state.signInProblem === null} onCreate={onCreate} />;
   } else if (room.phase === "closed" || room.phase === "unknown") {
     body = <RoomClosed phase={room.phase} name={room.name} onBack={onBack} />;
+  } else if (room.locked) {
+    body = <SealedLocked name={room.name} onBack={onBack} />;
   } else {
     body = (
       <RoomView

@@ -350,3 +350,23 @@ describe("upload errors in words", () => {
     expect(api.formatBytes(5.24 * 1024 * 1024)).toBe("5.2 MiB");
   });
 });
+
+describe("creating rooms", () => {
+  const room = { id: "quiet-otter-42", name: "Otters", created_at: "", expires_at: "", members: 0 };
+
+  it("asks for a sealed room with sealed: true, and nothing of a key", async () => {
+    const calls = answer(201, { ...room, sealed: true });
+    const r = await api.createRoom("the-jwt", "Otters", true);
+    expect(r.sealed).toBe(true);
+    const c = calls[0]!;
+    expect(c.url).toBe("https://natter.test/api/v1/rooms");
+    expect(JSON.parse(String(c.init.body))).toEqual({ name: "Otters", sealed: true });
+    expect((c.init.headers as Record<string, string>).Authorization).toBe("Bearer the-jwt");
+  });
+
+  it("leaves sealed out of an ordinary room's request", async () => {
+    const calls = answer(201, room);
+    await api.createRoom("the-jwt", "");
+    expect(JSON.parse(String(calls[0]!.init.body))).toEqual({});
+  });
+});

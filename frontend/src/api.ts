@@ -80,9 +80,14 @@ export function token(publicKey: string, name: string | null, rooms: string[], s
   return call<TokenResponse>("POST", "/api/v1/token", { body, bearer: session });
 }
 
-/** createRoom creates a room with the bearer jwt, named after an element when name is empty. */
-export function createRoom(jwt: string, name?: string): Promise<Room> {
-  const body = name !== undefined && name.trim() !== "" ? { name: name.trim() } : {};
+/**
+ * createRoom creates a room with the bearer jwt, named after an element when
+ * name is empty; sealed makes it a sealed room (docs/sealed.md). The key of
+ * a sealed room is never part of the request.
+ */
+export function createRoom(jwt: string, name?: string, sealed = false): Promise<Room> {
+  const body: { name?: string; sealed?: boolean } = name !== undefined && name.trim() !== "" ? { name: name.trim() } : {};
+  if (sealed) body.sealed = true;
   return call<Room>("POST", "/api/v1/rooms", { body, bearer: jwt });
 }
 

@@ -8,6 +8,7 @@ import * as api from "./api";
 import { backoff } from "./backoff";
 import { Follower, type HistoryPage } from "./follow";
 import { browserStore, loadIdentity, loadName, newIdentity, saveName, type Identity, type KeyValueStore } from "./identity";
+import { decrypt, encrypt, exportRoomKey, roomKey } from "./sealed";
 import { signImage, signMessage, verifyImage, verifyMessage } from "./sign";
 import { codePoints, newMessageId } from "./text";
 import { refreshDelay, retryDelay, tokenLifetime } from "./tokens";
@@ -46,6 +47,8 @@ export interface ViewEntry {
   upload?: string;
   /** What the gateway read of the image: its type, size and dimensions. */
   image?: ImageInfo;
+  /** A sealed message that did not decrypt (wrong key, tampered, another room's): text is empty. */
+  undecryptable?: boolean;
 }
 
 /** An image of this user on its way: the file, how much of it has gone, and the upload once made. */
@@ -74,6 +77,8 @@ export interface LocalMessage {
   errorCode?: string;
   /** Whether sending it again may work (a timeout, say, not a refusal of the text). */
   retryable: boolean;
+  /** A sealed room's message: the text encrypted, which is what goes out and is signed. */
+  ct?: string;
 }
 
 export type RoomPhase = "loading" | "live" | "closed" | "unknown";
@@ -94,6 +99,10 @@ export interface RoomState {
   typing: string[];
   /** The last entry to announce to screen readers, numbered so a repeat is announced too. */
   announcement: { n: number; text: string };
+  /** A sealed room (docs/sealed.md). */
+  sealed: boolean;
+  /** A sealed room opened without its key: nothing is joined, shown or sent. */
+  locked: boolean;
 }
 
 export interface SessionState {
@@ -218,6 +227,14 @@ export class Session {
       if (document.visibilityState !== "visible") return;
       this.account.pageVisible();
       this.room?.pageVisible();
+    });
+    // The full link of a sealed room pasted over a link without its key.
+    window.addEventListener("hashchange", () => {
+      const room = this.room;
+      if (room === null || this.state.room?.locked !== true) return;
+      room.stop(false);
+      this.room = null;
+      this.openRoom(room.id);
     });
     // Signing in or out in another tab signs this one in or out too.
     window.addEventListener("storage", (e) => {
@@ -356,14 +373,14 @@ export class Session {
   }
 
   /** createRoom creates a room and returns its id, or throws an Error with a message for people. */
-  async createRoom(name: string): Promise<string> {
+  async createRoom(name: string, sealed = false): Promise<string> {
     const trimmed = name.trim();
     if (codePoints(trimmed) > MAX_ROOM_NAME_CHARS) {
       throw new Error(`Room names have at most ${MAX_ROOM_NAME_CHARS} characters.`);
     }
     if (/[<>]/.test(trimmed)) throw new Error("Room names cannot contain < or >.");
     try {
-      const room = await api.createRoom(await this.bearer(), trimmed);
+      const room = await api.createRoom(await this.bearer(), trimmed, sealed);
       this.set({ rooms: [room, ...(this.state.rooms ?? []).filter((r) => r.id !== room.id)] });
       return room.id;
     } catch (err) {
@@ -414,6 +431,15 @@ export class Session {
     this.room = conn;
     this.set({ room: emptyRoom(id, name, validRoomId(id) ? "loading" : "unknown") });
     if (validRoomId(id)) void conn.open();
+  }
+
+  /**
+   * roomLink is the link to share of the open room: with its key in the
+   * fragment when it is sealed, so that the link alone lets people in.
+   */
+  async roomLink(origin: string, path: string): Promise<string> {
+    const key = this.room?.key ?? null;
+    return key === null ? origin + path : `${origin}${path}#k=${await exportRoomKey(key)}`;
   }
 
   /** closeRoom leaves the open room. */
@@ -474,6 +500,8 @@ function emptyRoom(id: string, name: string, phase: RoomPhase): RoomState {
     members: [],
     typing: [],
     announcement: { n: 0, text: "" },
+    sealed: false,
+    locked: false,
   };
 }
 
@@ -504,6 +532,9 @@ class RoomConnection {
   private token: TokenResponse | null = null;
   private stopped = false;
   private historyLoaded = false;
+  /** A sealed room's key, from the link's fragment or this tab's sessionStorage. */
+  key: CryptoKey | null = null;
+  private sealed = false;
   conn: ConnState = "connecting";
   private readonly follower: Follower;
   private verifyChain: Promise<void> = Promise.resolve();
@@ -607,7 +638,17 @@ class RoomConnection {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
         const room = await api.getRoom(this.id);
-        this.update((r) => ({ ...r, name: room.name }));
+        this.sealed = room.sealed === true;
+        if (this.sealed && this.key === null) this.key = await roomKey(this.id, window.location.hash);
+        if (this.stopped) return;
+        const locked = this.sealed && this.key === null;
+        this.update((r) => ({ ...r, name: room.name, sealed: this.sealed, locked }));
+        if (locked) {
+          // Without the key there is nothing to read and nothing to send:
+          // not even a join, which would show this person in the room.
+          this.stop(false);
+          return;
+        }
         this.me = await this.session.roomIdentity();
         await this.connect();
         await this.follower.start();
@@ -913,17 +954,54 @@ class RoomConnection {
       // A malformed image part costs the thumbnail its shape, not the entry its place.
       return { ...base, id, text, verified, upload, image: isImageInfo(e.image) ? e.image : undefined };
     }
+    if (e.ct !== undefined || this.sealed) {
+      // The signature covers the ciphertext, so it is checked first; a text
+      // is shown only when it decrypts and reads as a text message.
+      const ct = e.ct ?? "";
+      const verified = await verifyMessage(e.from.id, this.id, id, ct, e.sig ?? "");
+      const plain = this.key === null || ct === "" ? null : await decrypt(this.key, this.id, e.from.id, id, ct);
+      if (plain === null || !validText(plain)) return { ...base, id, text: "", verified, undecryptable: true };
+      return { ...base, id, text: plain, verified };
+    }
     const verified = await verifyMessage(e.from.id, this.id, id, text, e.sig ?? "");
     return { ...base, id, text, verified };
   }
 
   send(text: string): void {
     if (this.me === null || this.stopped) return;
+    if (this.sealed) {
+      void this.sendSealed(text);
+      return;
+    }
     const id = newMessageId();
     const sig = signMessage(this.me.identity.keyPair, this.id, id, text);
     this.lastTypingSent = 0;
     this.update((r) => ({ ...r, local: [...r.local, { id, text, sig, status: "sending", retryable: false }] }));
     void this.transmit(id, { id, text, sig });
+  }
+
+  /**
+   * sendSealed shows the text as this user's message at once, then
+   * encrypts it and sends the ciphertext, signed in place of the text.
+   */
+  private async sendSealed(text: string): Promise<void> {
+    const me = this.me;
+    const key = this.key;
+    if (me === null || key === null) return;
+    const id = newMessageId();
+    this.lastTypingSent = 0;
+    this.update((r) => ({ ...r, local: [...r.local, { id, text, sig: "", status: "sending", retryable: false }] }));
+    let ct: string;
+    try {
+      ct = await encrypt(key, this.id, me.id, id, text);
+    } catch {
+      this.setLocal(id, (l) => ({ ...l, status: "failed", error: "This browser could not encrypt the message.", retryable: false }));
+      return;
+    }
+    if (this.stopped) return;
+    const sig = signMessage(me.identity.keyPair, this.id, id, ct);
+    this.setLocal(id, (l) => ({ ...l, ct, sig }));
+    void this.transmit(id, { id, ct, sig });
   }
 
   /**
@@ -933,7 +1011,8 @@ class RoomConnection {
    * the history.
    */
   sendImage(file: File, caption: string): void {
-    if (this.me === null || this.stopped) return;
+    // Images would go out unencrypted: the gateway refuses them in sealed rooms.
+    if (this.me === null || this.stopped || this.sealed) return;
     const id = newMessageId();
     this.files.set(id, file);
     this.lastTypingSent = 0;
@@ -1205,6 +1284,7 @@ export function problemText(err: unknown): string {
 function announcementText(v: ViewEntry): string {
   if (v.type === "join") return `${v.from.name} joined`;
   if (v.type === "leave") return `${v.from.name} left`;
+  if (v.undecryptable === true) return `${v.from.name}: a message that could not be decrypted`;
   if (v.type === "image") return v.text === "" ? `${v.from.name} sent an image` : `${v.from.name} sent an image: ${v.text}`;
   return `${v.from.name}: ${v.text}`;
 }
@@ -1215,12 +1295,26 @@ function isChat(t: EntryType): boolean {
 }
 
 /** What chat.<room>.send.<user> carries: a text message, or an image message. */
-type SendBody = { id: string; text: string; sig: string } | { id: string; type: "image"; upload: string; text: string; sig: string };
+type SendBody =
+  | { id: string; text: string; sig: string }
+  | { id: string; ct: string; sig: string }
+  | { id: string; type: "image"; upload: string; text: string; sig: string };
 
 /** sendBody is the request that sends l (again). */
 function sendBody(l: LocalMessage): SendBody {
   if (l.image?.upload != null) return { id: l.id, type: "image", upload: l.image.upload.upload_id, text: l.text, sig: l.sig };
+  if (l.ct !== undefined) return { id: l.id, ct: l.ct, sig: l.sig };
   return { id: l.id, text: l.text, sig: l.sig };
+}
+
+/**
+ * validText applies a text message's rules to a decrypted text: the sender
+ * checked them, but only the receiver can check what the gateway cannot read.
+ */
+function validText(text: string): boolean {
+  // No upper bound here: the room's limit is the server's setting, and the
+  // gateway already bounds the ciphertext by it.
+  return text.length > 0 && !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(text);
 }
 
 function isMember(m: unknown): m is Member {

@@ -53,6 +53,8 @@ export interface Room {
   created_at: string;
   expires_at: string;
   members: number;
+  /** A sealed room (docs/sealed.md): its messages carry ct, encrypted with a key only the browsers hold. */
+  sealed?: boolean;
 }
 
 /** The answer of POST /api/v1/rooms/{id}/uploads (docs/uploads.md). */
@@ -84,6 +86,8 @@ export interface Envelope {
   type: EntryType;
   from: Member;
   text?: string;
+  /** A sealed room's message: base64url of nonce ‖ ciphertext, in place of text. */
+  ct?: string;
   /** An image message: the upload it shows, and what the gateway read of it. */
   upload?: string;
   image?: ImageInfo;

@@ -2,12 +2,13 @@ import { useState, type FormEvent } from "react";
 
 import { roomPath, useLinkHandler } from "../router";
 import { MAX_ROOM_NAME_CHARS, type Room } from "../types";
+import { LockIcon } from "./Icons";
 
 interface LobbyProps {
   rooms: Room[] | null;
   problem: string | null;
   ready: boolean;
-  onCreate: (name: string) => Promise<void>;
+  onCreate: (name: string, sealed: boolean) => Promise<void>;
 }
 
 export function Lobby({ rooms, problem, ready, onCreate }: LobbyProps) {
@@ -55,6 +56,7 @@ function RoomItem({ room }: { room: Room }) {
         <span className="room-item-name" data-testid="room-name">
           {room.name}
         </span>
+        {room.sealed === true && <SealedMark />}
         <span className={room.members > 0 ? "room-item-members active" : "room-item-members"}>
           <span className="presence-dot" aria-hidden="true" />
           <span data-testid="room-members">{room.members}</span>
@@ -68,8 +70,19 @@ function RoomItem({ room }: { room: Room }) {
   );
 }
 
-function CreateRoom({ ready, onCreate }: { ready: boolean; onCreate: (name: string) => Promise<void> }) {
+/** SealedMark is the lock of a sealed room, in the room list and the room's header. */
+export function SealedMark({ size = 15 }: { size?: number }) {
+  return (
+    <span className="sealed-mark" data-testid="sealed-mark" title="Sealed: end-to-end encrypted">
+      <LockIcon size={size} />
+      <span className="visually-hidden">sealed</span>
+    </span>
+  );
+}
+
+function CreateRoom({ ready, onCreate }: { ready: boolean; onCreate: (name: string, sealed: boolean) => Promise<void> }) {
   const [name, setName] = useState("");
+  const [sealed, setSealed] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -79,7 +92,7 @@ function CreateRoom({ ready, onCreate }: { ready: boolean; onCreate: (name: stri
     setBusy(true);
     setError(null);
     try {
-      await onCreate(name);
+      await onCreate(name, sealed);
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
       setBusy(false);
@@ -106,6 +119,21 @@ function CreateRoom({ ready, onCreate }: { ready: boolean; onCreate: (name: stri
       <button type="submit" className="btn btn-primary" data-testid="create-room-button" disabled={busy || !ready}>
         {busy ? "Creating…" : "Create room"}
       </button>
+      <label className="sealed-option">
+        <input
+          type="checkbox"
+          data-testid="create-room-sealed"
+          checked={sealed}
+          onChange={(e) => setSealed(e.target.checked)}
+          aria-describedby="sealed-hint"
+        />
+        <span>
+          <LockIcon size={14} /> Sealed
+        </span>
+        <span id="sealed-hint" className="hint">
+          End-to-end encrypted: only people with the full link can read it. No images.
+        </span>
+      </label>
       {error !== null && (
         <p className="field-error" id="create-error" role="alert">
           {error}

@@ -4,7 +4,7 @@ import type { LocalMessage, ViewEntry } from "../nats";
 import { colourIndex, initials, linkify } from "../text";
 import type { Member } from "../types";
 import { formatBytes } from "../api";
-import { CheckIcon, ImageIcon, WarningIcon } from "./Icons";
+import { CheckIcon, ImageIcon, LockIcon, WarningIcon } from "./Icons";
 import { ImageThumb, Lightbox, type ImageSource, type OpenImage } from "./Images";
 import { RegisteredMark } from "./Registered";
 
@@ -111,9 +111,16 @@ const Entry = memo(function Entry({ e, images, onOpenImage }: EntryProps) {
             onOpen={onOpenImage}
           />
         )}
-        <p data-testid="entry-text" className={e.type === "image" ? "text caption" : "text"} dir="auto">
-          <MessageText text={e.text} />
-        </p>
+        {e.undecryptable === true ? (
+          <p data-testid="entry-undecryptable" className="text undecryptable">
+            <LockIcon size={14} />
+            Could not be decrypted: this message was sealed with another key, or altered.
+          </p>
+        ) : (
+          <p data-testid="entry-text" className={e.type === "image" ? "text caption" : "text"} dir="auto">
+            <MessageText text={e.text} />
+          </p>
+        )}
       </div>
     </li>
   );

@@ -4,8 +4,9 @@ import { checkUpload, formatBytes } from "../api";
 import type { RoomState } from "../nats";
 import { codePoints } from "../text";
 import { MAX_MESSAGE_CHARS, type Member } from "../types";
-import { BackIcon, CloseIcon, ImageIcon, LinkIcon, MoonIcon, PaperclipIcon, PeopleIcon, SearchIcon } from "./Icons";
+import { BackIcon, CloseIcon, ImageIcon, LinkIcon, LockIcon, MoonIcon, PaperclipIcon, PeopleIcon, SearchIcon } from "./Icons";
 import type { ImageSource } from "./Images";
+import { SealedMark } from "./Lobby";
 import { MessageList } from "./Messages";
 import { RegisteredMark } from "./Registered";
 
@@ -56,7 +57,10 @@ export function RoomView({ room, meId, myName, registered, ...actions }: RoomPro
   const [attachment, setAttachment] = useState<Attachment>({ file: null, error: null });
   const [dragging, setDragging] = useState(false);
   const loading = room.phase === "loading";
+  // Images would go out unencrypted, so a sealed room takes none.
+  const imagesAllowed = !room.sealed;
   const attach = (files: File[]) => {
+    if (!imagesAllowed) return;
     const pick = pickAttachment(files);
     if (pick.index < 0 && pick.error === null) return;
     setAttachment((a) => ({ file: pick.index >= 0 ? files[pick.index]! : a.file, error: pick.error }));
@@ -90,6 +94,7 @@ export function RoomView({ room, meId, myName, registered, ...actions }: RoomPro
           <BackIcon /> Rooms
         </button>
         <h1 className="room-title" data-testid="room-title" title={room.id}>
+          {room.sealed && <SealedMark size={16} />}
           {room.name || room.id}
         </h1>
         <CopyLink onCopy={actions.onCopyLink} />
@@ -137,6 +142,7 @@ export function RoomView({ room, meId, myName, registered, ...actions }: RoomPro
             attachment={attachment}
             onAttach={attach}
             onClearAttachment={() => setAttachment({ file: null, error: null })}
+            imagesAllowed={imagesAllowed}
           />
         </section>
         <aside
@@ -223,6 +229,8 @@ interface ComposerProps {
   attachment: Attachment;
   onAttach: (files: File[]) => void;
   onClearAttachment: () => void;
+  /** False in a sealed room: the attach button is disabled and says why. */
+  imagesAllowed: boolean;
 }
 
 /** tooLongText is the composer's error for a message over the limit. */
@@ -230,7 +238,17 @@ export function tooLongText(count: number): string {
   return `Too long: ${count} of ${MAX_MESSAGE_CHARS} characters`;
 }
 
-function Composer({ roomName, disabled, onSend, onSendImage, onTyping, attachment, onAttach, onClearAttachment }: ComposerProps) {
+function Composer({
+  roomName,
+  disabled,
+  onSend,
+  onSendImage,
+  onTyping,
+  attachment,
+  onAttach,
+  onClearAttachment,
+  imagesAllowed,
+}: ComposerProps) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
   const area = useRef<HTMLTextAreaElement>(null);
@@ -248,7 +266,7 @@ function Composer({ roomName, disabled, onSend, onSendImage, onTyping, attachmen
 
   const onPaste = (e: ClipboardEvent<HTMLTextAreaElement>) => {
     const images = Array.from(e.clipboardData.files).filter((f) => f.type.startsWith("image/"));
-    if (images.length === 0) return; // text: pasted as usual
+    if (images.length === 0 || !imagesAllowed) return; // text: pasted as usual
     e.preventDefault();
     setError(null);
     onAttach(images);
@@ -324,8 +342,13 @@ function Composer({ roomName, disabled, onSend, onSendImage, onTyping, attachmen
           type="button"
           className="btn btn-ghost attach"
           data-testid="attach-button"
-          aria-label="Attach an image"
-          title="Attach an image (or paste one, or drop it on the conversation)"
+          aria-label={imagesAllowed ? "Attach an image" : "No images in a sealed room"}
+          title={
+            imagesAllowed
+              ? "Attach an image (or paste one, or drop it on the conversation)"
+              : "No images in a sealed room: they would not be encrypted"
+          }
+          disabled={!imagesAllowed}
           onClick={() => picker.current?.click()}
         >
           <PaperclipIcon />
@@ -389,6 +412,35 @@ function Composer({ roomName, disabled, onSend, onSendImage, onTyping, attachmen
         </span>
       </div>
     </form>
+  );
+}
+
+/**
+ * SealedLocked is shown for a sealed room opened without its key (the link
+ * lacked its fragment): nothing of the room is read or shown, and nothing
+ * can be sent.
+ */
+export function SealedLocked({ name, onBack }: { name: string; onBack: () => void }) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => heading.current?.focus(), []);
+  return (
+    <main className="closed" id="main" data-testid="sealed-locked">
+      <div className="card closed-card">
+        <div className="closed-icon">
+          <LockIcon size={30} />
+        </div>
+        <h1 ref={heading} tabIndex={-1}>
+          This room is sealed: ask for the full link
+        </h1>
+        <p className="muted">
+          {name ? `${name} is` : "This room is"} end-to-end encrypted. Its key is the part of the link after
+          the #, which this link lacks, so its messages cannot be read here. Ask someone in the room for the full link.
+        </p>
+        <button type="button" className="btn btn-primary" data-testid="back-to-rooms" onClick={onBack}>
+          Back to rooms
+        </button>
+      </div>
+    </main>
   );
 }
 
