@@ -35,6 +35,7 @@ const (
 	ECorruptImage  = "corrupt_image"  // an image that is truncated, broken or more than one file
 	EUnknownUpload = "unknown_upload" // an image message's upload does not exist or is another room's
 	EForbidden     = "forbidden"      // the credentials are good but not for this resource
+	ESealedRoom    = "sealed_room"    // text or an image in a sealed room, or ct in an ordinary one
 )
 
 // Error is an error with a stable code and a message safe to show a client.

@@ -71,6 +71,10 @@ type SendRequest struct {
 	// image message, whose Upload is the id of an upload of the room.
 	Type   string `json:"type,omitempty"`
 	Upload string `json:"upload,omitempty"`
+	// CT is the sealed text of a message in a sealed room, in place of
+	// Text: base64url of nonce, ciphertext and tag (docs/sealed.md); Sig
+	// then signs SignedPayload(room, id, ct).
+	CT string `json:"ct,omitempty"`
 }
 
 // Member is a user as the room knows it.
@@ -85,12 +89,15 @@ type Member struct {
 // Envelope is a stored history entry, also what chat.<room>.msgs carries.
 // Join and leave entries have no id, text or sig.
 type Envelope struct {
-	Room   string    `json:"room"`
-	Seq    uint64    `json:"seq"`
-	ID     string    `json:"id,omitempty"`
-	Type   string    `json:"type"`
-	From   Member    `json:"from"`
-	Text   string    `json:"text,omitempty"`
+	Room string `json:"room"`
+	Seq  uint64 `json:"seq"`
+	ID   string `json:"id,omitempty"`
+	Type string `json:"type"`
+	From Member `json:"from"`
+	Text string `json:"text,omitempty"`
+	// CT is a sealed room's message, which natter cannot read: there is
+	// then no Text.
+	CT     string    `json:"ct,omitempty"`
 	Sig    string    `json:"sig,omitempty"`
 	SentAt time.Time `json:"sent_at"`
 	// Image is the upload of an image entry, from its stored metadata.
@@ -163,6 +170,9 @@ type Room struct {
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Members   int       `json:"members"`
+	// Sealed rooms are end-to-end encrypted (docs/sealed.md): their
+	// messages carry ct, never text. Fixed when the room is made.
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // Stats summarises the service.

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/natterchat/natter"
+	"github.com/natterchat/natter/sealed"
 )
 
 // Identity is a user: an nkey pair whose seed never leaves the client.
@@ -89,9 +90,22 @@ func (a *API) RequestToken(ctx context.Context, req natter.TokenRequest) (*Token
 
 // CreateRoom creates a room, named after an element when name is empty.
 func (a *API) CreateRoom(ctx context.Context, tok *Token, name string) (natter.Room, error) {
-	req := map[string]string{}
+	return a.createRoom(ctx, tok, name, false)
+}
+
+// CreateSealedRoom creates a sealed room (docs/sealed.md). The room key is
+// the caller's to make (sealed.NewKey) and share: the server never sees it.
+func (a *API) CreateSealedRoom(ctx context.Context, tok *Token, name string) (natter.Room, error) {
+	return a.createRoom(ctx, tok, name, true)
+}
+
+func (a *API) createRoom(ctx context.Context, tok *Token, name string, sealed bool) (natter.Room, error) {
+	req := map[string]any{}
 	if name != "" {
 		req["name"] = name
+	}
+	if sealed {
+		req["sealed"] = true
 	}
 	var room natter.Room
 	err := a.do(ctx, http.MethodPost, "/api/v1/rooms", tok.JWT, req, &room)
@@ -414,6 +428,60 @@ func (c *Conn) SendID(ctx context.Context, room, id, text string) (natter.Ack, e
 		return natter.Ack{}, err
 	}
 	return c.SendRaw(ctx, room, natter.SendRequest{ID: id, Text: text, Sig: sig})
+}
+
+// SendSealed encrypts text under the room key and sends it to the sealed
+// room with a new message id.
+func (c *Conn) SendSealed(ctx context.Context, room string, key sealed.Key, text string) (natter.Ack, error) {
+	return c.SendSealedID(ctx, room, nuid.Next(), key, text)
+}
+
+// SendSealedID is SendSealed under the given message id. The text is
+// checked as a text message's before it is sealed: the gateway cannot.
+func (c *Conn) SendSealedID(ctx context.Context, room, id string, key sealed.Key, text string) (natter.Ack, error) {
+	ct, err := sealed.Seal(key, room, c.User.ID, id, text)
+	if err != nil {
+		return natter.Ack{}, fmt.Errorf("seal message %s: %w", id, err)
+	}
+	sig, err := c.User.Sign(room, id, ct)
+	if err != nil {
+		return natter.Ack{}, fmt.Errorf("sign message %s: %w", id, err)
+	}
+	return c.SendRaw(ctx, room, natter.SendRequest{ID: id, CT: ct, Sig: sig})
+}
+
+// OpenSealed decrypts the text of a sealed room's entry with the room
+// key, after checking the sender's signature of its ct. An entry that
+// does not open is not to be shown as text.
+func OpenSealed(key sealed.Key, e natter.Envelope) (string, error) {
+	if e.CT == "" {
+		return "", fmt.Errorf("entry %d of room %s has no ct", e.Seq, e.Room)
+	}
+	if err := VerifySig(e.From.ID, natter.SignedPayload(e.Room, e.ID, e.CT), e.Sig); err != nil {
+		return "", fmt.Errorf("entry %d of room %s: %w", e.Seq, e.Room, err)
+	}
+	text, err := sealed.Open(key, e.Room, e.From.ID, e.ID, e.CT)
+	if err != nil {
+		return "", fmt.Errorf("entry %d of room %s: %w", e.Seq, e.Room, err)
+	}
+	return text, nil
+}
+
+// VerifySig checks sig, base64url without padding, of payload by the
+// user key user, as a receiver checks an entry.
+func VerifySig(user string, payload []byte, sig string) error {
+	kp, err := nkeys.FromPublicKey(user)
+	if err != nil {
+		return fmt.Errorf("sender key: %w", err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	if err := kp.Verify(payload, raw); err != nil {
+		return fmt.Errorf("signature does not verify: %w", err)
+	}
+	return nil
 }
 
 // SendRaw sends a request as given, for tests of what the gateway refuses.

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/natterchat/natter"
+	"github.com/natterchat/natter/sealed"
 )
 
 // ServiceName is the name the pipeline registers as a NATS micro service:
@@ -222,7 +223,27 @@ func verifyPayload(user string, payload []byte, sig, what string) (string, error
 	return base64.RawURLEncoding.EncodeToString(raw), nil
 }
 
-// CheckSend validates a send request from user in room, without state.
+// CheckCT validates the ct of a sealed message: canonical base64url
+// without padding of a nonce, a ciphertext of 1 to 4×maxChars bytes (the
+// longest UTF-8 of maxChars code points) and a tag. The gateway cannot read
+// the text, so this bound is the whole of its length check.
+func CheckCT(ct string, maxChars int) error {
+	raw, err := sealed.Decode(ct)
+	if err != nil {
+		return natter.Errorf(natter.EMalformed, "ct must be base64url without padding of nonce, ciphertext and tag: %v", err)
+	}
+	if minLen := sealed.Overhead + 1; len(raw) < minLen {
+		return natter.Errorf(natter.EMalformed, "ct has %d bytes, at least %d are needed (nonce, tag and a text)", len(raw), minLen)
+	}
+	if maxLen := sealed.Overhead + 4*maxChars; len(raw) > maxLen {
+		return natter.Errorf(natter.ETooLong, "ct has %d bytes, at most %d are allowed (a text of %d characters)", len(raw), maxLen, maxChars)
+	}
+	return nil
+}
+
+// CheckSend validates a send request from user in room, without state: a
+// sealed message (with ct) or not is checked against the room's record by
+// the caller, which alone knows whether the room is sealed.
 func CheckSend(data []byte, room, user string, maxChars int) (natter.SendRequest, error) {
 	var req natter.SendRequest
 	if err := decodeStrict(data, &req); err != nil {
@@ -233,6 +254,25 @@ func CheckSend(data []byte, room, user string, maxChars int) (natter.SendRequest
 	}
 	var sig string
 	var err error
+	switch {
+	case req.CT != "" && req.Type == natter.TypeImage:
+		return req, natter.Errorf(natter.ESealedRoom, "an image message has no ct: images cannot be sent to sealed rooms")
+	case req.CT != "" && req.Type != "" && req.Type != natter.TypeMessage:
+		return req, natter.Errorf(natter.EMalformed, "type must be message or image")
+	case req.CT != "":
+		if req.Upload != "" || req.Text != "" {
+			return req, natter.Errorf(natter.EMalformed, "a sealed message has ct and no text or upload")
+		}
+		if err := CheckCT(req.CT, maxChars); err != nil {
+			return req, err
+		}
+		sig, err = verifyPayload(user, natter.SignedPayload(room, req.ID, req.CT), req.Sig, "room, id and ct")
+		if err != nil {
+			return req, err
+		}
+		req.Sig = sig
+		return req, nil
+	}
 	switch req.Type {
 	case "", natter.TypeMessage:
 		if req.Upload != "" {
@@ -276,6 +316,9 @@ func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
 	if err != nil {
 		return natter.Ack{Error: body(err)}
 	}
+	if err := checkSealed(rec, req); err != nil {
+		return natter.Ack{Error: body(err)}
+	}
 	me, err := c.member(ctx, room, user)
 	if err != nil {
 		return natter.Ack{Error: body(err)}
@@ -300,7 +343,7 @@ func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
 		typ, img = natter.TypeImage, up.Image()
 	}
 	env, data, dup, err := c.appendHistory(ctx, rec, room+"."+user+"."+req.ID, func(seq uint64, now time.Time) natter.Envelope {
-		return natter.Envelope{Room: room, Seq: seq, ID: req.ID, Type: typ, From: me, Text: req.Text, Sig: req.Sig, SentAt: now, Image: img}
+		return natter.Envelope{Room: room, Seq: seq, ID: req.ID, Type: typ, From: me, Text: req.Text, CT: req.CT, Sig: req.Sig, SentAt: now, Image: img}
 	})
 	if err != nil {
 		return natter.Ack{Error: body(err)}
@@ -316,6 +359,21 @@ func (c *chat) send(ctx context.Context, room, user string, data []byte) any {
 		c.touch(ctx, rec)
 	}
 	return natter.Ack{OK: true, Seq: env.Seq, SentAt: &env.SentAt}
+}
+
+// checkSealed refuses a send that does not fit the room: a sealed room
+// takes only sealed texts (ct), an ordinary room never ct, which nobody
+// in it could read.
+func checkSealed(rec roomRecord, req natter.SendRequest) error {
+	switch {
+	case rec.Sealed && req.Type == natter.TypeImage:
+		return natter.Errorf(natter.ESealedRoom, "room %s is sealed: images are not encrypted, so they cannot be sent there", rec.ID)
+	case rec.Sealed && req.CT == "":
+		return natter.Errorf(natter.ESealedRoom, "room %s is sealed: send the text encrypted as ct, not as text", rec.ID)
+	case !rec.Sealed && req.CT != "":
+		return natter.Errorf(natter.ESealedRoom, "room %s is not sealed: send text, not ct", rec.ID)
+	}
+	return nil
 }
 
 // broadcast sends a stored entry, as stored, to the room.

@@ -22,17 +22,19 @@ type roomRecord struct {
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	CreatedBy string    `json:"created_by"`
+	Sealed    bool      `json:"sealed,omitempty"`
 }
 
 func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
 
-// CreateRoom stores a new room named name with id, created by creator: a
+// CreateRoom stores a new room named name with id, sealed (end-to-end
+// encrypted, docs/sealed.md) or not, created by creator: a
 // user's key, or the id of a registered account (natter.IsUserID), whose
 // allowance of rooms an hour is RoomsPerHourRegistered. The
 // room key's TTL is its idle time (or what is left of its maximum life), and
 // every message and every present member renews it: the key expiring is the
 // room closing.
-func (g *Gateway) CreateRoom(ctx context.Context, id, name, creator string) (natter.Room, error) {
+func (g *Gateway) CreateRoom(ctx context.Context, id, name, creator string, sealed bool) (natter.Room, error) {
 	c := g.chat
 	quota, allowed := subjectQuota, c.cfg.RoomsPerHour
 	if natter.IsUserID(creator) {
@@ -47,7 +49,7 @@ func (g *Gateway) CreateRoom(ctx context.Context, id, name, creator string) (nat
 		return natter.Room{}, unavailable("count rooms created", err)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	rec := roomRecord{ID: id, Name: name, CreatedAt: now, ExpiresAt: now.Add(c.cfg.RoomMaxTTL), CreatedBy: creator}
+	rec := roomRecord{ID: id, Name: name, CreatedAt: now, ExpiresAt: now.Add(c.cfg.RoomMaxTTL), CreatedBy: creator, Sealed: sealed}
 	data, _ := json.Marshal(rec)
 	_, err := c.js.Publish(ctx, kvSubject(natter.BucketRooms, id), data,
 		jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithMsgTTL(c.roomTTL(rec, now)))
@@ -68,7 +70,7 @@ func (c *chat) roomTTL(rec roomRecord, now time.Time) time.Duration {
 }
 
 func (r roomRecord) room(members int) natter.Room {
-	return natter.Room{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, Members: members}
+	return natter.Room{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, Members: members, Sealed: r.Sealed}
 }
 
 // Room returns one open room.

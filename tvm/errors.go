@@ -44,6 +44,7 @@ var statusOf = map[string]int{
 	natter.ECorruptImage:       http.StatusBadRequest,
 	natter.EUnknownUpload:      http.StatusBadRequest,
 	natter.EForbidden:          http.StatusForbidden,
+	natter.ESealedRoom:         http.StatusBadRequest,
 	natter.EInternal:           http.StatusInternalServerError,
 	natter.EUnavailable:        http.StatusServiceUnavailable,
 }

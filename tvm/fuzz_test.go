@@ -33,7 +33,7 @@ func (fakeRooms) Room(_ context.Context, id string) (natter.Room, error) {
 	return natter.Room{}, natter.Errorf(natter.EUnknownRoom, "no room %s", id)
 }
 
-func (fakeRooms) CreateRoom(context.Context, string, string, string) (natter.Room, error) {
+func (fakeRooms) CreateRoom(context.Context, string, string, string, bool) (natter.Room, error) {
 	return natter.Room{}, natter.Errorf(natter.EUnavailable, "not in this test")
 }
 func (fakeRooms) Rooms(context.Context) ([]natter.Room, error) { return nil, nil }

@@ -14,7 +14,7 @@ import (
 // Errors carry natter codes: unknown_room, room_closed, room_limit,
 // unavailable.
 type RoomService interface {
-	CreateRoom(ctx context.Context, id, name, creator string) (natter.Room, error)
+	CreateRoom(ctx context.Context, id, name, creator string, sealed bool) (natter.Room, error)
 	Room(ctx context.Context, id string) (natter.Room, error)
 	Rooms(ctx context.Context) ([]natter.Room, error)
 	Stats(ctx context.Context) (natter.Stats, error)
@@ -22,6 +22,9 @@ type RoomService interface {
 
 type createRoomRequest struct {
 	Name string `json:"name"`
+	// Sealed makes an end-to-end encrypted room; the key stays with the
+	// browsers, the server learns only this flag.
+	Sealed bool `json:"sealed"`
 }
 
 // RoomList is the answer of GET /api/v1/rooms.
@@ -46,7 +49,7 @@ func (s *Server) createRoom(c echo.Context) error {
 			return err
 		}
 	}
-	room, err := s.cfg.Rooms.CreateRoom(c.Request().Context(), newRoomID(name), name, user)
+	room, err := s.cfg.Rooms.CreateRoom(c.Request().Context(), newRoomID(name), name, user, req.Sealed)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func newTVMWith(t *testing.T, chat gateway.ChatConfig, mod func(*tvm.Config)) fi
 func (f fixture) mustRoom(t *testing.T, id string) {
 	t.Helper()
 	_, creator := userKey(t)
-	if _, err := f.gw.CreateRoom(t.Context(), id, id, creator); err != nil {
+	if _, err := f.gw.CreateRoom(t.Context(), id, id, creator, false); err != nil {
 		t.Fatalf("create room %s: %v", id, err)
 	}
 }

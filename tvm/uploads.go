@@ -109,8 +109,12 @@ func (s *Server) upload(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if _, err := s.cfg.Rooms.Room(ctx, room); err != nil {
+	if r, err := s.cfg.Rooms.Room(ctx, room); err != nil {
 		return err
+	} else if r.Sealed {
+		// The image would be stored and served in the clear, beside
+		// messages that the server cannot read.
+		return natter.Errorf(natter.ESealedRoom, "room %s is sealed: images are not encrypted, so they cannot be sent there", room)
 	}
 	if err := s.uploads.allow(c, uc.Subject); err != nil {
 		return err

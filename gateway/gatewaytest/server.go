@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/natterchat/natter"
 	"github.com/natterchat/natter/client"
 	"github.com/natterchat/natter/gateway"
@@ -85,6 +87,41 @@ type Chatter struct {
 // MustRoom creates a room as a fresh user and returns it.
 func (s *Server) MustRoom(tb testing.TB, name string) natter.Room {
 	tb.Helper()
+	return s.mustRoom(tb, name, false)
+}
+
+// MustSealedRoom creates a sealed room as a fresh user and returns it.
+func (s *Server) MustSealedRoom(tb testing.TB, name string) natter.Room {
+	tb.Helper()
+	return s.mustRoom(tb, name, true)
+}
+
+// AdminConn connects to the gateway's NATS with full rights in the chat
+// account, as an operator does with `natter creds admin`.
+func (s *Server) AdminConn(tb testing.TB) *nats.Conn {
+	tb.Helper()
+	keys, err := gateway.LoadOrCreateKeys(filepath.Join(s.dataDir, "keys"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	creds, err := keys.UserCreds("test-admin", 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	credsFile := filepath.Join(tb.TempDir(), "admin.creds")
+	if err := gateway.WriteSecret(credsFile, creds); err != nil {
+		tb.Fatal(err)
+	}
+	nc, err := nats.Connect(s.GW.ClientURL(), nats.UserCredentials(credsFile))
+	if err != nil {
+		tb.Fatalf("connect with admin creds: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+func (s *Server) mustRoom(tb testing.TB, name string, sealed bool) natter.Room {
+	tb.Helper()
 	ctx := context.Background()
 	u, err := client.NewIdentity()
 	if err != nil {
@@ -94,7 +131,11 @@ func (s *Server) MustRoom(tb testing.TB, name string) natter.Room {
 	if err != nil {
 		tb.Fatalf("token: %v", err)
 	}
-	room, err := s.API.CreateRoom(ctx, tok, name)
+	create := s.API.CreateRoom
+	if sealed {
+		create = s.API.CreateSealedRoom
+	}
+	room, err := create(ctx, tok, name)
 	if err != nil {
 		tb.Fatalf("create room: %v", err)
 	}
