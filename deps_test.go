@@ -19,6 +19,9 @@ func TestDependenciesPointInward(t *testing.T) {
 		{".", []string{"github.com/natterchat/natter/tvm", "github.com/natterchat/natter/gateway", "github.com/labstack/echo", "github.com/nats-io/nats-server", "github.com/nats-io/nats.go"}},
 		{"./gateway", []string{"github.com/natterchat/natter/tvm", "github.com/labstack/echo", "net/http/httptest"}},
 		{"./tvm", []string{"github.com/nats-io/nats-server", "github.com/natterchat/natter/gateway"}},
+		// Browsers and Go clients must agree byte for byte: the package is
+		// the standard library's AES-GCM and nothing else.
+		{"./sealed", []string{"github.com/nats-io", "github.com/labstack", "golang.org/x", "github.com/natterchat/natter/gateway", "github.com/natterchat/natter/client"}},
 	}
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	for _, tc := range cases {

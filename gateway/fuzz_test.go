@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/natterchat/natter"
 	"github.com/natterchat/natter/gateway"
+	"github.com/natterchat/natter/sealed"
 )
 
 const (
@@ -48,6 +50,18 @@ func fuzzRequest(t testing.TB, id, text, sig string) []byte {
 	return b
 }
 
+// fuzzCT is a ct of n bytes: the gateway checks only its form and size.
+func fuzzCT(n int) string { return base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{9}, n)) }
+
+// sealedRequest is a sealed room's send of ct, signed by the fuzz key.
+func sealedRequest(t testing.TB, id, ct string) []byte {
+	b, err := json.Marshal(natter.SendRequest{ID: id, CT: ct, Sig: fuzzSign(t, fuzzRoom, id, ct)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // FuzzCheckSend feeds arbitrary send payloads to the pipeline's validator:
 // it never panics, and what it accepts is a valid message id, a valid text
 // and a signature by the sender over exactly this room, id and text, in
@@ -72,6 +86,12 @@ func FuzzCheckSend(f *testing.F) {
 		[]byte(`{"id":"m1","text":"\ud800","sig":"x"}`),
 		[]byte(`{"ID":"m1","TEXT":"hi","SIG":"x"}`),
 		[]byte(`null`), []byte(`[]`), []byte(`"x"`), []byte(``), []byte(`{`),
+		sealedRequest(f, "s1", fuzzCT(sealed.Overhead+1)),
+		sealedRequest(f, "s2", fuzzCT(sealed.Overhead+4*fuzzMaxChars)),
+		sealedRequest(f, "s3", fuzzCT(sealed.Overhead+4*fuzzMaxChars+1)),
+		sealedRequest(f, "s4", fuzzCT(sealed.Overhead)),
+		sealedRequest(f, "s5", fuzzCT(40)+"="),
+		[]byte(`{"id":"s6","ct":"AAAA","text":"hi","sig":"x"}`),
 	} {
 		f.Add(seed)
 	}
@@ -90,12 +110,22 @@ func FuzzCheckSend(f *testing.F) {
 		if !natter.ValidMessageID(req.ID) {
 			t.Fatalf("accepted id %q", req.ID)
 		}
-		checkAcceptedText(t, req.Text)
+		signedText := req.Text
+		if req.CT != "" {
+			// A sealed message: its ct is signed in place of the text, and
+			// there is no text beside it.
+			if req.Text != "" || req.Upload != "" || gateway.CheckCT(req.CT, fuzzMaxChars) != nil {
+				t.Fatalf("accepted sealed message %+v", req)
+			}
+			signedText = req.CT
+		} else {
+			checkAcceptedText(t, req.Text)
+		}
 		raw, err := base64.RawURLEncoding.Strict().DecodeString(req.Sig)
 		if err != nil || base64.RawURLEncoding.EncodeToString(raw) != req.Sig {
 			t.Fatalf("accepted signature %q is not canonical base64url: %v", req.Sig, err)
 		}
-		if !ed25519.Verify(pub, natter.SignedPayload(fuzzRoom, req.ID, req.Text), raw) {
+		if !ed25519.Verify(pub, natter.SignedPayload(fuzzRoom, req.ID, signedText), raw) {
 			t.Fatalf("accepted a signature that does not verify: %+v", req)
 		}
 	})

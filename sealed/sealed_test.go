@@ -234,3 +234,30 @@ func TestVectors(t *testing.T) {
 		t.Fatal("no vector has a text of 1000 code points")
 	}
 }
+
+// FuzzOpen: whatever ct comes in, Open does not panic, and what opens is
+// exactly what sealing the text again under the same nonce gives.
+func FuzzOpen(f *testing.F) {
+	k := key(5)
+	for _, text := range []string{"hello", "", "é👋"} {
+		ct, err := sealed.SealWithNonce(k, fill(sealed.NonceSize, 3), room, sender, id, text)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(ct)
+	}
+	f.Add("")
+	f.Add("AAAA")
+	f.Add("not base64!")
+	f.Fuzz(func(t *testing.T, ct string) {
+		text, err := sealed.Open(k, room, sender, id, ct)
+		if err != nil {
+			return
+		}
+		raw, _ := sealed.Decode(ct)
+		again, err := sealed.SealWithNonce(k, raw[:sealed.NonceSize], room, sender, id, text)
+		if err != nil || again != ct {
+			t.Fatalf("opened %q to %q, which seals to %q", ct, text, again)
+		}
+	})
+}
