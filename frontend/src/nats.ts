@@ -8,7 +8,7 @@ import * as api from "./api";
 import { backoff } from "./backoff";
 import { Follower, type HistoryPage } from "./follow";
 import { browserStore, loadIdentity, loadName, newIdentity, saveName, type Identity, type KeyValueStore } from "./identity";
-import { decrypt, encrypt, exportRoomKey, roomKey } from "./sealed";
+import { decrypt, encrypt, exportRoomKey, roomKey, validSealedText } from "./sealed";
 import { signImage, signMessage, verifyImage, verifyMessage } from "./sign";
 import { codePoints, newMessageId } from "./text";
 import { refreshDelay, retryDelay, tokenLifetime } from "./tokens";
@@ -960,7 +960,7 @@ class RoomConnection {
       const ct = e.ct ?? "";
       const verified = await verifyMessage(e.from.id, this.id, id, ct, e.sig ?? "");
       const plain = this.key === null || ct === "" ? null : await decrypt(this.key, this.id, e.from.id, id, ct);
-      if (plain === null || !validText(plain)) return { ...base, id, text: "", verified, undecryptable: true };
+      if (plain === null || !validSealedText(plain)) return { ...base, id, text: "", verified, undecryptable: true };
       return { ...base, id, text: plain, verified };
     }
     const verified = await verifyMessage(e.from.id, this.id, id, text, e.sig ?? "");
@@ -991,6 +991,18 @@ class RoomConnection {
     const id = newMessageId();
     this.lastTypingSent = 0;
     this.update((r) => ({ ...r, local: [...r.local, { id, text, sig: "", status: "sending", retryable: false }] }));
+    if (!validSealedText(text)) {
+      // The gateway cannot read a sealed text to refuse it: every receiver
+      // would show it as undecryptable instead.
+      this.setLocal(id, (l) => ({
+        ...l,
+        status: "failed",
+        error: "Messages cannot contain control characters.",
+        errorCode: "control_chars",
+        retryable: false,
+      }));
+      return;
+    }
     let ct: string;
     try {
       ct = await encrypt(key, this.id, me.id, id, text);
@@ -1305,16 +1317,6 @@ function sendBody(l: LocalMessage): SendBody {
   if (l.image?.upload != null) return { id: l.id, type: "image", upload: l.image.upload.upload_id, text: l.text, sig: l.sig };
   if (l.ct !== undefined) return { id: l.id, ct: l.ct, sig: l.sig };
   return { id: l.id, text: l.text, sig: l.sig };
-}
-
-/**
- * validText applies a text message's rules to a decrypted text: the sender
- * checked them, but only the receiver can check what the gateway cannot read.
- */
-function validText(text: string): boolean {
-  // No upper bound here: the room's limit is the server's setting, and the
-  // gateway already bounds the ciphertext by it.
-  return text.length > 0 && !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(text);
 }
 
 function isMember(m: unknown): m is Member {

@@ -12,6 +12,7 @@ import {
   keyFromFragment,
   roomKey,
   storageKey,
+  validSealedText,
   type KeyStore,
 } from "./sealed";
 import { base64url, fromBase64url } from "./sign";
@@ -86,6 +87,19 @@ describe("sealed messages", () => {
     const a = await encryptWithNonce(key, nonce, room, sender, id, "fixed");
     expect(await encryptWithNonce(key, nonce, room, sender, id, "fixed")).toBe(a);
     expect(a.startsWith(base64url(nonce))).toBe(true);
+  });
+});
+
+describe("decrypted texts", () => {
+  it("follow a text message's rules", () => {
+    expect(validSealedText("hello")).toBe(true);
+    expect(validSealedText("line one\nline two\ttab ✓")).toBe(true);
+    expect(validSealedText("")).toBe(false);
+    expect(validSealedText("bell\u0007")).toBe(false);
+    expect(validSealedText("escape \u001b[31m red")).toBe(false);
+    expect(validSealedText("carriage\rreturn")).toBe(false);
+    expect(validSealedText("del\u007f")).toBe(false);
+    expect(validSealedText("c1\u0085")).toBe(false);
   });
 });
 

@@ -95,6 +95,17 @@ export async function decrypt(key: CryptoKey, room: string, sender: string, id: 
   }
 }
 
+/**
+ * validSealedText applies a text message's rules to a decrypted text: at
+ * least one character, no control characters but newline and tab. The
+ * sender checked them, but only a receiver can check what the gateway
+ * cannot read. No upper bound: the limit is the server's setting, and the
+ * gateway already bounds the ciphertext by it.
+ */
+export function validSealedText(text: string): boolean {
+  return text.length > 0 && !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(text);
+}
+
 /** keyFromFragment reads k=<key> from a location hash such as "#k=…"; null when there is none. */
 export function keyFromFragment(hash: string): string | null {
   const params = new URLSearchParams(hash.replace(/^#/, ""));

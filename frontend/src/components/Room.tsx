@@ -59,6 +59,10 @@ export function RoomView({ room, meId, myName, registered, ...actions }: RoomPro
   const loading = room.phase === "loading";
   // Images would go out unencrypted, so a sealed room takes none.
   const imagesAllowed = !room.sealed;
+  // An image picked while the room was loading goes when it turns out sealed.
+  useEffect(() => {
+    if (!imagesAllowed) setAttachment({ file: null, error: null });
+  }, [imagesAllowed]);
   const attach = (files: File[]) => {
     if (!imagesAllowed) return;
     const pick = pickAttachment(files);
