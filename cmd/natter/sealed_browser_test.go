@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,13 +16,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natterchat/natter"
+	"github.com/natterchat/natter/client"
+	"github.com/natterchat/natter/sealed"
 )
 
 // TestBrowserSealedRoom: A creates a sealed room, B opens its full link,
 // and they chat, each reading the other's texts in the page. Meanwhile an
 // operator with admin creds, subscribed to everything of the room on the
 // bus, and a read of the history bucket see only ciphertext: none of the
-// typed texts is in any byte they get. C opens the link without its
+// typed texts is in any byte they get; a Go client with the key sends
+// and reads in the same room. C opens the link without its
 // fragment and gets the sealed screen, then with a wrong key, and every
 // message says it could not be decrypted.
 func TestBrowserSealedRoom(t *testing.T) {
@@ -39,6 +43,8 @@ func TestBrowserSealedRoom(t *testing.T) {
 		"Grüß dich — the key is under the mat ✓",
 		"zebra crossing at noon, bring 3 lemons",
 	}
+	const goText = "sent from Go: the parrot knows 42 words"
+	secrets := append(append([]string{}, texts...), goText)
 
 	aName := a.signIn()
 	a.waitVisible("create-room-sealed")
@@ -116,6 +122,40 @@ func TestBrowserSealedRoom(t *testing.T) {
 			br.fail("%d entries could not be decrypted with the right key", n)
 		}
 	}
+	// A Go client with the key shares the room: the browsers read its
+	// text, and it reads theirs.
+	roomKey, err := sealed.ParseKey(key)
+	if err != nil {
+		t.Fatalf("the fragment's key does not parse in Go: %v", err)
+	}
+	grace := newPeer(t, m, room)
+	grace.joinAndSend()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := grace.conn.SendSealed(ctx, room, roomKey, goText); err != nil {
+		t.Fatalf("send sealed from Go: %v", err)
+	}
+	for _, br := range []*browser{a, b} {
+		br.waitJS("the Go client's text in clear, verified", `[...document.querySelectorAll('`+tid("entry")+`[data-type="message"][data-verified="true"] `+tid("entry-text")+`')]
+			.some(e => e.textContent === `+jsString(goText)+`)`)
+	}
+	var opened []string
+	for _, e := range grace.history() {
+		if e.Type != natter.TypeMessage {
+			continue
+		}
+		text, err := client.OpenSealed(roomKey, e)
+		if err != nil {
+			t.Errorf("the Go client cannot open entry %d: %v", e.Seq, err)
+		}
+		opened = append(opened, text)
+	}
+	// The browsers' sends race each other: compare without their order.
+	slices.Sort(opened)
+	if want := slices.Sorted(slices.Values(secrets)); !slices.Equal(opened, want) {
+		t.Errorf("the Go client opens %q, want %q", opened, want)
+	}
+
 	b.typeInComposer("typing…")
 	a.waitJS("B typing", `document.querySelector('`+tid("typing")+`')?.textContent.includes(`+jsString(bName)+`)`)
 	a.screenshot("chatting")
@@ -136,8 +176,8 @@ func TestBrowserSealedRoom(t *testing.T) {
 	c.screenshot("no key")
 	// Not even joined: nobody sees C in the room.
 	time.Sleep(time.Second)
-	if got := len(a.members()); got != 2 {
-		a.fail("A sees %d members with C on the sealed screen, want 2", got)
+	if got := len(a.members()); got != 3 {
+		a.fail("A sees %d members with C on the sealed screen, want 3 (A, B and the Go client)", got)
 	}
 
 	// With a wrong key, C joins and sees every message as undecryptable.
@@ -149,9 +189,9 @@ func TestBrowserSealedRoom(t *testing.T) {
 	// no page load.
 	mustEval[chromedp.Void](c, `location.hash = 'k=`+wrong+`'`)
 	c.waitInRoom()
-	c.waitJS("three undecryptable messages", `document.querySelectorAll('`+tid("entry")+`[data-type="message"] `+tid("entry-undecryptable")+`').length === 3`)
+	c.waitJS("four undecryptable messages", `document.querySelectorAll('`+tid("entry")+`[data-type="message"] `+tid("entry-undecryptable")+`').length === 4`)
 	page := mustEval[string](c, `document.body.innerText`)
-	for _, text := range texts {
+	for _, text := range secrets {
 		if strings.Contains(page, text) {
 			c.fail("C shows %q with the wrong key", text)
 		}
@@ -184,7 +224,7 @@ func TestBrowserSealedRoom(t *testing.T) {
 	busMu.Lock()
 	var withCT int
 	for _, msg := range bus {
-		for _, text := range texts {
+		for _, text := range secrets {
 			if bytes.Contains(msg.Data, []byte(text)) || strings.Contains(msg.Subject, text) || headerContains(msg, text) {
 				t.Errorf("the bus carried %q in clear on %s: %s", text, msg.Subject, msg.Data)
 			}
@@ -207,8 +247,6 @@ func TestBrowserSealedRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
 	kv, err := js.KeyValue(ctx, natter.BucketHistory)
 	if err != nil {
 		t.Fatalf("history bucket: %v", err)
@@ -227,7 +265,7 @@ func TestBrowserSealedRoom(t *testing.T) {
 			t.Fatalf("history %s: %v", k, err)
 		}
 		stored++
-		for _, text := range texts {
+		for _, text := range secrets {
 			if bytes.Contains(e.Value(), []byte(text)) {
 				t.Errorf("the history bucket holds %q in clear under %s: %s", text, k, e.Value())
 			}
@@ -239,8 +277,8 @@ func TestBrowserSealedRoom(t *testing.T) {
 			storedCT++
 		}
 	}
-	if storedCT != len(texts) {
-		t.Errorf("the history bucket holds %d entries with ct among %d of the room, want %d", storedCT, stored, len(texts))
+	if storedCT != len(secrets) {
+		t.Errorf("the history bucket holds %d entries with ct among %d of the room, want %d", storedCT, stored, len(secrets))
 	}
 }
 
