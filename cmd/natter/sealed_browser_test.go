@@ -200,6 +200,8 @@ func TestBrowserSealedRoom(t *testing.T) {
 		c.fail("C shows something like ciphertext")
 	}
 	c.screenshot("wrong key")
+	c.colorScheme("dark")
+	c.screenshot("wrong key, dark")
 
 	// Back in the lobby and into the room from the list, a link without
 	// the fragment: the key kept in the tab still reads the room.
