@@ -155,23 +155,35 @@ func DoJSON(ctx context.Context, hc *http.Client, method, url, bearer string, bo
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
+	resp, err := roundTrip(hc, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// roundTrip sends req with hc (http.DefaultClient when nil). A 2xx answer
+// is returned for the caller to read and close; any other comes back as
+// *APIError.
+func roundTrip(hc *http.Client, req *http.Request) (*http.Response, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
 		var e struct{ Error APIError }
 		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
-			return fmt.Errorf("%s %s: status %d with an undecodable body: %w", method, url, resp.StatusCode, err)
+			return nil, fmt.Errorf("%s %s: status %d with an undecodable body: %w", req.Method, req.URL, resp.StatusCode, err)
 		}
 		e.Error.Status = resp.StatusCode
-		return &e.Error
+		return nil, &e.Error
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return resp, nil
 }
 
 // Conn is a user's NATS connection over WebSocket.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -60,18 +59,11 @@ func (a *API) Upload(ctx context.Context, tok *Token, room, name string, data []
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+tok.JWT)
-	hc := a.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := roundTrip(a.HTTP, req)
 	if err != nil {
 		return up, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return up, apiError(resp)
-	}
 	return up, json.NewDecoder(resp.Body).Decode(&up)
 }
 
@@ -90,27 +82,10 @@ func (a *API) FetchUpload(ctx context.Context, tok *Token, upload string) ([]byt
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok.JWT)
-	hc := a.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := roundTrip(a.HTTP, req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, apiError(resp)
-	}
 	return io.ReadAll(resp.Body)
-}
-
-// apiError reads the error answer of resp.
-func apiError(resp *http.Response) error {
-	var e struct{ Error APIError }
-	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
-		return fmt.Errorf("%s %s: status %d with an undecodable body: %w", resp.Request.Method, resp.Request.URL, resp.StatusCode, err)
-	}
-	e.Error.Status = resp.StatusCode
-	return &e.Error
 }

@@ -155,16 +155,7 @@ func TestPayloadCappedByTheJWT(t *testing.T) {
 	})
 
 	t.Run("the server refuses", func(t *testing.T) {
-		u := gatewaytest.NewUser(t)
-		tok, err := s.API.Token(ctx(t), u.Identity, "", room)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := gatewaytest.DialRaw(tok.Servers[0], tok.JWT, u.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
+		u, tok, raw := dialRaw(t, s, room)
 		mine := natter.UserSubject(room, natter.OpSend, u.ID)
 		if err := raw.Send(fmt.Sprintf("PUB %s %s.x %d\r\n%s\r\n", mine, tok.InboxPrefix, len(big), big)); err != nil {
 			t.Fatal(err)
@@ -277,16 +268,7 @@ func TestSlowConsumerIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	u := gatewaytest.NewUser(t)
-	tok, err := s.API.Token(ctx(t), u.Identity, "", room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow, err := gatewaytest.DialRaw(tok.Servers[0], tok.JWT, u.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	_, _, slow := dialRaw(t, s, room)
 	if err := slow.Send("SUB " + subj + " 1\r\nPING\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +429,20 @@ func TestRateLimitedSenderKeepsChatting(t *testing.T) {
 func TestNoEarlyServerPing(t *testing.T) {
 	t.Parallel()
 	s := gatewaytest.RunServer(t, gateway.ChatConfig{})
-	room := s.MustRoom(t, "").ID
+	_, _, raw := dialRaw(t, s, s.MustRoom(t, "").ID)
+	got, err := raw.ReadUntil("PING", 3*time.Second)
+	if err == nil {
+		t.Fatalf("the server sent %q within 3 s of the handshake", got)
+	}
+	if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+		t.Fatalf("the connection ended: %q %v", got, err)
+	}
+}
+
+// dialRaw connects a new user with a token for room over a hand-written
+// NATS connection, closed when the test ends.
+func dialRaw(t *testing.T, s *gatewaytest.Server, room string) (*gatewaytest.User, *gatewaytest.Token, *gatewaytest.RawConn) {
+	t.Helper()
 	u := gatewaytest.NewUser(t)
 	tok, err := s.API.Token(ctx(t), u.Identity, "", room)
 	if err != nil {
@@ -457,12 +452,6 @@ func TestNoEarlyServerPing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
-	got, err := raw.ReadUntil("PING", 3*time.Second)
-	if err == nil {
-		t.Fatalf("the server sent %q within 3 s of the handshake", got)
-	}
-	if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
-		t.Fatalf("the connection ended: %q %v", got, err)
-	}
+	t.Cleanup(func() { raw.Close() })
+	return u, tok, raw
 }

@@ -237,34 +237,29 @@ func (c *chat) provision(ctx context.Context, replicas int) error {
 		return fmt.Errorf("provision stream %s: %w", streamMsgLog, err)
 	}
 	// The server itself refuses a user's sixth room within the hour, the same
-	// for every natter process.
-	_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:                 streamRoomQuota,
-		Description:          "rooms created per user in the last hour",
-		Subjects:             []string{subjectQuota + ".*"},
-		MaxAge:               time.Hour,
-		MaxMsgsPerSubject:    int64(c.cfg.RoomsPerHour),
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		Storage:              jetstream.FileStorage,
-		Replicas:             replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("provision stream %s: %w", streamRoomQuota, err)
+	// for every natter process; registered accounts have a quota of their own.
+	quotas := []struct {
+		name, desc, subject string
+		perHour             int
+	}{
+		{streamRoomQuota, "rooms created per user in the last hour", subjectQuota, c.cfg.RoomsPerHour},
+		{streamRegisteredQuota, "rooms created per registered account in the last hour", subjectRegisteredQuota, c.cfg.RoomsPerHourRegistered},
 	}
-	_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:                 streamRegisteredQuota,
-		Description:          "rooms created per registered account in the last hour",
-		Subjects:             []string{subjectRegisteredQuota + ".*"},
-		MaxAge:               time.Hour,
-		MaxMsgsPerSubject:    int64(c.cfg.RoomsPerHourRegistered),
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		Storage:              jetstream.FileStorage,
-		Replicas:             replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("provision stream %s: %w", streamRegisteredQuota, err)
+	for _, q := range quotas {
+		_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:                 q.name,
+			Description:          q.desc,
+			Subjects:             []string{q.subject + ".*"},
+			MaxAge:               time.Hour,
+			MaxMsgsPerSubject:    int64(q.perHour),
+			Discard:              jetstream.DiscardNew,
+			DiscardNewPerSubject: true,
+			Storage:              jetstream.FileStorage,
+			Replicas:             replicas,
+		})
+		if err != nil {
+			return fmt.Errorf("provision stream %s: %w", q.name, err)
+		}
 	}
 	return nil
 }

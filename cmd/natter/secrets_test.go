@@ -260,11 +260,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 
 	// An operator with admin creds, on the NATS client port.
-	credsFile := filepath.Join(t.TempDir(), "admin.creds")
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"creds", "admin", "-data-dir", cfg.DataDir, "-o", credsFile}, &out, &out); err != nil {
-		t.Fatalf("creds admin: %v\n%s", err, out.String())
-	}
+	credsFile := adminCreds(t, cfg.DataDir)
 	creds, err := os.ReadFile(credsFile)
 	if err != nil {
 		t.Fatal(err)
